@@ -1,0 +1,139 @@
+"""The one interface every access mode has, and the batch assembly they share.
+
+A mode is a ``Storage`` (where the stored bytes live: shared RAM, a memory map, reads on
+demand) behind the same dataset class. ``get_batch`` gathers each field once for a whole
+batch; ``__getitems__`` serves plain ``DataLoader``\\ s with the same single gather.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from loadwise.errors import SampleIndexError
+from loadwise.format.codecs import decode_image
+from loadwise.format.reader import check_policy, read_manifest, verify_file
+from loadwise.format.spec import FieldSpec, Manifest
+
+Batch = dict[str, Any]
+
+
+class Storage(Protocol):
+    """Where a mode keeps the stored bytes; indices are global and already checked."""
+
+    def gather_array(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray: ...
+
+    def gather_bytes(self, spec: FieldSpec, indices: np.ndarray) -> list[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class PackedBase:
+    """What every mode shares: the manifest, field selection, batch assembly, pickling."""
+
+    mode: ClassVar[str]
+
+    def __init__(
+        self, root: str | Path, *, fields: Sequence[str] | None = None, verify: str = "first_use"
+    ) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.manifest: Manifest = read_manifest(self.root)
+        self.verify = check_policy(verify)
+        names = [f.name for f in self.manifest.fields] if fields is None else list(fields)
+        self.fields: tuple[FieldSpec, ...] = tuple(self.manifest.field(n) for n in names)
+        self._storage: Storage | None = None
+        if self.verify == "open":
+            for shard in self.manifest.shards:
+                verify_file(self.root / shard.name, shard)
+
+    def __len__(self) -> int:
+        return self.manifest.num_samples
+
+    def get_batch(self, indices: Sequence[int] | np.ndarray) -> Batch:
+        """A whole batch as ``{field: tensor or list}`` plus ``index``, one gather per field."""
+        idx = self._checked(indices)
+        storage = self.storage()
+        batch = {spec.name: _field_batch(spec, storage, idx) for spec in self.fields}
+        batch["index"] = torch.from_numpy(idx)
+        return batch
+
+    def categories(self, name: str) -> tuple[str, ...]:
+        """Names of the values of an integer field such as ``label``."""
+        return self.manifest.field(name).categories or ()
+
+    def storage(self) -> Storage:
+        """This process's storage, created on first use (after a fork, in each worker)."""
+        if self._storage is None:
+            self._storage = self._open_storage()
+        return self._storage
+
+    def close(self) -> None:
+        if self._storage is not None:
+            self._storage.close()
+            self._storage = None
+
+    def __enter__(self) -> PackedBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_storage"] = None
+        return state
+
+    def __repr__(self) -> str:
+        names = ", ".join(f.name for f in self.fields)
+        return f"{type(self).__name__}({str(self.root)!r}, samples={len(self)}, fields=[{names}])"
+
+    def _open_storage(self) -> Storage:
+        raise NotImplementedError
+
+    def _checked(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = len(self)
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            bad = idx[(idx < -n) | (idx >= n)][0]
+            raise SampleIndexError(
+                f"sample index {bad} is out of range for {n} samples in `{self.root}`."
+            )
+        return np.where(idx < 0, idx + n, idx)
+
+
+class PackedDataset(PackedBase, Dataset):
+    """A map-style dataset over a packed folder; the mode decides where bytes live."""
+
+    def __getitem__(self, index: int) -> Batch:
+        return _row(self.get_batch([index]), 0)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Batch]:
+        """Samples for a plain ``DataLoader``: gathered in one call, then split into rows."""
+        batch = self.get_batch(indices)
+        return [_row(batch, i) for i in range(len(indices))]
+
+
+def _row(batch: Batch, i: int) -> Batch:
+    return {name: value[i] for name, value in batch.items()}
+
+
+def _field_batch(spec: FieldSpec, storage: Storage, idx: np.ndarray) -> Any:
+    if spec.kind == "array":
+        return torch.from_numpy(storage.gather_array(spec, idx))
+    raw = storage.gather_bytes(spec, idx)
+    if spec.kind == "string":
+        return [b.decode("utf-8") for b in raw]
+    if spec.codec != "image":
+        return raw
+    images = [
+        decode_image(data, mode=spec.image_mode, name=f"sample {i} field `{spec.name}`")
+        for data, i in zip(raw, idx, strict=True)
+    ]
+    if images and all(im.shape == images[0].shape for im in images):
+        return torch.from_numpy(np.stack(images))
+    return [torch.from_numpy(im) for im in images]

@@ -1,0 +1,52 @@
+"""Every error loadwise raises, in one hierarchy.
+
+    LoadwiseError            base: catch this to catch everything loadwise raises
+    ├── SourceError          the input to ``pack`` is missing, empty, unreadable or inconsistent
+    ├── PackError            ``pack`` cannot write where it was asked to (destination exists)
+    ├── FormatError          a packed dataset is not in a form this version can read
+    │   └── IntegrityError   a shard or manifest is damaged (truncated, bit flips, wrong size)
+    ├── ModeError            an unknown access mode, or one that cannot serve this dataset
+    ├── SampleIndexError     a sample index out of range (also an ``IndexError``)
+    ├── MissingExtraError    an optional dependency is not installed; names the extra
+    └── ConfigError          an argument is out of range; names it and the valid values
+
+Messages name the thing (file, shard, sample, argument) and say what to do next.
+"""
+
+from __future__ import annotations
+
+
+class LoadwiseError(Exception):
+    """Base class of every error raised by loadwise."""
+
+
+class SourceError(LoadwiseError, ValueError):
+    """The data handed to ``pack`` cannot be read as asked."""
+
+
+class PackError(LoadwiseError):
+    """``pack`` cannot write the dataset where it was asked to."""
+
+
+class FormatError(LoadwiseError):
+    """A packed dataset is not in a form this version of loadwise can read."""
+
+
+class IntegrityError(FormatError):
+    """A shard or the manifest is damaged: never read data from it."""
+
+
+class ModeError(LoadwiseError, ValueError):
+    """An unknown access mode, or one that cannot serve this dataset."""
+
+
+class MissingExtraError(LoadwiseError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+class ConfigError(LoadwiseError, ValueError):
+    """An argument is out of range; the message names it and the valid values."""
+
+
+class SampleIndexError(LoadwiseError, IndexError):
+    """A sample index is out of range; an ``IndexError`` so sequence iteration stops on it."""

@@ -1,0 +1,207 @@
+"""The manifest: what a packed dataset holds, where each field's bytes lie, and their checksums.
+
+Data-only: frozen dataclasses, their JSON form and its validation. The byte layout of the
+shards is described in ``format/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from loadwise.errors import FormatError, IntegrityError
+
+FORMAT_NAME = "loadwise"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+#: How a field is stored: one fixed-shape array per sample, or variable-length bytes/text.
+FIELD_KINDS = ("array", "bytes", "string")
+#: Codecs for ``bytes`` fields; ``image`` means Pillow-decodable bytes (PNG, JPEG, ...).
+CODECS = ("image",)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One named field of every sample."""
+
+    name: str
+    kind: str
+    dtype: str | None = None
+    shape: tuple[int, ...] = ()
+    codec: str | None = None
+    image_mode: str | None = None
+    categories: tuple[str, ...] | None = None
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes per sample of an ``array`` field."""
+        return int(np.dtype(self.dtype).itemsize * int(np.prod(self.shape, dtype=np.int64)))
+
+    @property
+    def buffers(self) -> tuple[str, ...]:
+        """Names of the buffers this field occupies in each shard."""
+        return ("values",) if self.kind == "array" else ("offsets", "data")
+
+
+@dataclass(frozen=True)
+class BufferSpan:
+    """Where one buffer of one field lies inside a shard file."""
+
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """One shard file: its sample count, size, checksum and buffer layout."""
+
+    name: str
+    num_samples: int
+    num_bytes: int
+    xxh3_64: str
+    buffers: Mapping[str, Mapping[str, BufferSpan]]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A source item that ``pack`` left out, and why."""
+
+    item: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything a reader needs to know about a packed dataset."""
+
+    fields: tuple[FieldSpec, ...]
+    shards: tuple[ShardSpec, ...]
+    source: Mapping[str, Any] = field(default_factory=dict)
+    skipped: tuple[Skipped, ...] = ()
+    created_by: str = ""
+    version: int = FORMAT_VERSION
+
+    @property
+    def num_samples(self) -> int:
+        return sum(s.num_samples for s in self.shards)
+
+    @property
+    def num_bytes(self) -> int:
+        return sum(s.num_bytes for s in self.shards)
+
+    def field(self, name: str) -> FieldSpec:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        names = ", ".join(f.name for f in self.fields)
+        raise FormatError(f"no field `{name}` in this dataset; its fields are: {names}.")
+
+    def shard_starts(self) -> np.ndarray:
+        """Global index of the first sample of each shard, plus the total at the end."""
+        counts = [s.num_samples for s in self.shards]
+        return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
+
+
+def manifest_to_json(manifest: Manifest) -> str:
+    """Serialise with an embedded checksum of the body, so a damaged manifest is detected."""
+    body = _canonical(asdict(manifest))
+    digest = xxhash.xxh3_64_hexdigest(body.encode())
+    doc = {"format": FORMAT_NAME, "xxh3_64": digest, "manifest": json.loads(body)}
+    return json.dumps(doc, indent=1, sort_keys=True)
+
+
+def manifest_from_json(text: str, where: Path | str) -> Manifest:
+    """Parse and check a manifest; every failure names ``where`` and says what to do."""
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"manifest `{where}` is not valid JSON ({exc}): {_REPACK}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+        raise FormatError(f"`{where}` is not a loadwise manifest (no `format: loadwise`).")
+    body = doc.get("manifest")
+    if not isinstance(body, dict) or _checksum(body) != doc.get("xxh3_64"):
+        raise IntegrityError(f"manifest `{where}` fails its checksum: {_REPACK}")
+    version = body.get("version")
+    if version != FORMAT_VERSION:
+        raise FormatError(
+            f"manifest `{where}` has format version {version!r}; this loadwise reads version "
+            f"{FORMAT_VERSION}. Upgrade loadwise, or re-pack the data with this version."
+        )
+    try:
+        return _manifest_from_dict(body)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FormatError(f"manifest `{where}` is malformed ({exc!r}): {_REPACK}") from exc
+
+
+_REPACK = "re-run `loadwise pack`, or `loadwise verify` to see what else is damaged."
+
+
+def _canonical(body: Mapping[str, Any]) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def _checksum(body: Mapping[str, Any]) -> str:
+    return xxhash.xxh3_64_hexdigest(_canonical(body).encode())
+
+
+def _manifest_from_dict(body: Mapping[str, Any]) -> Manifest:
+    fields = tuple(_field_from_dict(f) for f in body["fields"])
+    shards = tuple(_shard_from_dict(s, fields) for s in body["shards"])
+    skipped = tuple(Skipped(str(s["item"]), str(s["reason"])) for s in body.get("skipped", ()))
+    return Manifest(
+        fields=fields,
+        shards=shards,
+        source=dict(body.get("source", {})),
+        skipped=skipped,
+        created_by=str(body.get("created_by", "")),
+        version=int(body["version"]),
+    )
+
+
+def _field_from_dict(raw: Mapping[str, Any]) -> FieldSpec:
+    spec = FieldSpec(
+        name=str(raw["name"]),
+        kind=str(raw["kind"]),
+        dtype=None if raw.get("dtype") is None else str(np.dtype(raw["dtype"])),
+        shape=tuple(int(d) for d in raw.get("shape", ())),
+        codec=raw.get("codec"),
+        image_mode=raw.get("image_mode"),
+        categories=None if raw.get("categories") is None else tuple(raw["categories"]),
+    )
+    if spec.kind not in FIELD_KINDS:
+        raise ValueError(f"field {spec.name!r} has unknown kind {spec.kind!r}")
+    if spec.kind == "array" and (spec.dtype is None or any(d < 0 for d in spec.shape)):
+        raise ValueError(f"array field {spec.name!r} needs a dtype and a non-negative shape")
+    if spec.codec is not None and spec.codec not in CODECS:
+        raise ValueError(f"field {spec.name!r} has unknown codec {spec.codec!r}")
+    return spec
+
+
+def _span(raw: Mapping[str, Any]) -> BufferSpan:
+    span = BufferSpan(offset=int(raw["offset"]), length=int(raw["length"]))
+    if span.offset < 0 or span.length < 0:
+        raise ValueError(f"buffer span {raw!r} is negative")
+    return span
+
+
+def _shard_from_dict(raw: Mapping[str, Any], fields: Sequence[FieldSpec]) -> ShardSpec:
+    buffers = {f.name: {b: _span(raw["buffers"][f.name][b]) for b in f.buffers} for f in fields}
+    shard = ShardSpec(
+        name=str(raw["name"]),
+        num_samples=int(raw["num_samples"]),
+        num_bytes=int(raw["num_bytes"]),
+        xxh3_64=str(raw["xxh3_64"]),
+        buffers=buffers,
+    )
+    if "/" in shard.name or "\\" in shard.name or shard.name.startswith("."):
+        raise ValueError(f"shard name {shard.name!r} must be a plain file name")
+    if shard.num_samples < 0 or shard.num_bytes < 0:
+        raise ValueError(f"shard {shard.name!r} has a negative size")
+    return shard

@@ -1,0 +1,145 @@
+"""Write samples into Arrow IPC shards and describe each shard's layout and checksum.
+
+Samples arrive as dicts of prepared values (arrays, bytes, str); each shard is one Arrow
+record batch, so every field is one contiguous buffer that readers map as a numpy view.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import xxhash
+
+from loadwise.errors import SourceError
+from loadwise.format.spec import BufferSpan, FieldSpec, ShardSpec
+
+SHARD_SUFFIX = ".arrow"
+
+
+class ShardWriter:
+    """Accumulates samples and writes a shard each time about ``shard_bytes`` have gathered."""
+
+    def __init__(self, directory: Path, fields: Sequence[FieldSpec], shard_bytes: int) -> None:
+        self.directory = directory
+        self.fields = tuple(fields)
+        self.shard_bytes = shard_bytes
+        self.shards: list[ShardSpec] = []
+        self._columns: dict[str, list[Any]] = {f.name: [] for f in self.fields}
+        self._pending_bytes = 0
+        self._first_item: str | None = None
+
+    def add(self, sample: Mapping[str, Any], item: str) -> None:
+        """Append one sample; ``item`` names it in errors (a file path, an index)."""
+        if self._first_item is None:
+            self._first_item = item
+        for spec in self.fields:
+            value = _checked(spec, sample.get(spec.name), item, self._first_item)
+            self._columns[spec.name].append(value)
+            self._pending_bytes += _size(spec, value)
+        if self._pending_bytes >= self.shard_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what has gathered as one shard (nothing if empty)."""
+        count = len(self._columns[self.fields[0].name]) if self.fields else 0
+        if count == 0:
+            return
+        batch = pa.record_batch(
+            [_to_arrow(f, self._columns[f.name]) for f in self.fields],
+            names=[f.name for f in self.fields],
+        )
+        path = self.directory / f"{len(self.shards):05d}{SHARD_SUFFIX}"
+        _write_batch(path, batch)
+        self.shards.append(describe_shard(path, self.fields, count))
+        self._columns = {f.name: [] for f in self.fields}
+        self._pending_bytes = 0
+
+    def finish(self) -> list[ShardSpec]:
+        self.flush()
+        return self.shards
+
+
+def describe_shard(path: Path, fields: Sequence[FieldSpec], num_samples: int) -> ShardSpec:
+    """Find where each field's buffers lie in the written file, and checksum it."""
+    with pa.memory_map(str(path)) as mapped:
+        whole = mapped.read_buffer()
+        batch = pa.ipc.open_file(whole).get_batch(0)
+        buffers = {
+            f.name: _spans(f, batch.column(f.name), whole.address, num_samples) for f in fields
+        }
+        return ShardSpec(
+            name=path.name,
+            num_samples=num_samples,
+            num_bytes=whole.size,
+            xxh3_64=xxhash.xxh3_64_hexdigest(memoryview(whole)),
+            buffers=buffers,
+        )
+
+
+def _spans(spec: FieldSpec, column: pa.Array, base: int, n: int) -> dict[str, BufferSpan]:
+    storage = column.storage if isinstance(column, pa.ExtensionArray) else column
+    found = storage.buffers()
+    if spec.kind == "array":
+        values = found[-1]
+        return {"values": _span(values, base, n * spec.row_bytes)}
+    offsets, data = found[1], found[2]
+    end = int(np.frombuffer(offsets, dtype=np.int64, count=n + 1)[-1])
+    return {"offsets": _span(offsets, base, (n + 1) * 8), "data": _span(data, base, end)}
+
+
+def _span(buffer: pa.Buffer | None, base: int, length: int) -> BufferSpan:
+    if buffer is None or length == 0:
+        return BufferSpan(offset=0, length=0)
+    return BufferSpan(offset=buffer.address - base, length=length)
+
+
+def _write_batch(path: Path, batch: pa.RecordBatch) -> None:
+    with open(path, "wb") as handle:
+        with pa.ipc.new_file(handle, batch.schema) as writer:
+            writer.write_batch(batch)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _to_arrow(spec: FieldSpec, values: list[Any]) -> pa.Array:
+    if spec.kind == "bytes":
+        return pa.array(values, type=pa.large_binary())
+    if spec.kind == "string":
+        return pa.array(values, type=pa.large_string())
+    stacked = np.stack(values) if values else np.empty((0, *spec.shape), spec.dtype)
+    if not spec.shape:
+        return pa.array(stacked)
+    return pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(stacked))
+
+
+def _checked(spec: FieldSpec, value: Any, item: str, first: str) -> Any:
+    """Refuse a value of the wrong type, dtype or shape, naming the sample and the field."""
+    if value is None:
+        raise SourceError(f"sample `{item}` has no field `{spec.name}`; every sample needs it.")
+    if spec.kind == "bytes" and isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if spec.kind == "string" and isinstance(value, str):
+        return value
+    if spec.kind == "array":
+        array = np.asarray(value)
+        if array.dtype == np.dtype(spec.dtype) and array.shape == spec.shape:
+            return array
+        found = f"dtype {array.dtype}, shape {array.shape}"
+        raise SourceError(
+            f"sample `{item}` field `{spec.name}` has {found}, but the first sample `{first}` "
+            f"has dtype {spec.dtype}, shape {spec.shape}. Make all samples alike (for images, "
+            f"pass a resize target: `image_size=` / `--image-size`)."
+        )
+    raise SourceError(
+        f"sample `{item}` field `{spec.name}` is a {type(value).__name__}; "
+        f"this field holds {spec.kind}."
+    )
+
+
+def _size(spec: FieldSpec, value: Any) -> int:
+    return spec.row_bytes if spec.kind == "array" else len(value)

@@ -1,0 +1,252 @@
+"""``loader``: a ``torch.utils.data.DataLoader`` that fetches whole batches and knows its epoch.
+
+For packed datasets the sampler yields one index array per batch and each worker answers
+it with ``get_batch`` (one gather per field); any other dataset gets the ordinary per-sample
+path with the same seeded order. Batches can be moved to a device on the way out.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+
+from loadwise.loader.config import DataLoaderConfig
+from loadwise.sampling.order import batches, epoch_order, partition
+from loadwise.sampling.ranks import distributed_rank
+
+log = logging.getLogger("loadwise")
+
+OrderFn = Callable[[int], np.ndarray]
+
+
+class EpochBatchSampler(Sampler[np.ndarray]):
+    """Index batches of one epoch: ``order(epoch)``, this rank's share, cut into batches."""
+
+    def __init__(
+        self, order: OrderFn, batch_size: int, drop_last: bool, rank: int = 0, world: int = 1
+    ) -> None:
+        self._order, self.batch_size, self.drop_last = order, batch_size, drop_last
+        self.rank, self.world, self.epoch = rank, world, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        mine = partition(self._order(self.epoch), self.rank, self.world)
+        yield from batches(mine, self.batch_size, self.drop_last)
+
+    def __len__(self) -> int:
+        n = len(partition(self._order(0), self.rank, self.world))
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+
+class _BatchesOf(Dataset):
+    """Map-style view whose items are whole batches: ``view[indices] = get_batch(indices)``."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __getitem__(self, indices: np.ndarray) -> Any:
+        return self.dataset.get_batch(indices)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
+def _whole_batch(batch: Any) -> Any:
+    """The batch is already collated by ``get_batch``."""
+    return batch
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """Timings of one pass over the loader (kept when ``enable_monitoring`` is on)."""
+
+    epoch: int
+    batches: int
+    samples: int
+    seconds: float
+    wait_seconds: float
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else 0.0
+
+
+class Loader:
+    """Iterates batches epoch after epoch; each new iteration starts the next epoch."""
+
+    def __init__(self, dataset: Any, config: DataLoaderConfig) -> None:
+        self.dataset, self.config = dataset, config
+        self.rank, self.world = distributed_rank()
+        self.epoch, self._next_epoch = 0, 0
+        self.stats: list[EpochStats] = []
+        self.sampler = self._sampler()
+        self.dataloader = self._dataloader()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration run ``epoch``; its order depends only on seed and epoch."""
+        self._next_epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataloader)
+
+    def __iter__(self) -> Iterator[Any]:
+        self.epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
+        if isinstance(self.sampler, EpochBatchSampler):
+            self.sampler.set_epoch(self.epoch)
+        batches_iter = (self._to_device(b) for b in self.dataloader)
+        if not (self.config.enable_monitoring or self.config.log_loading_stats):
+            yield from batches_iter
+            return
+        yield from self._timed(batches_iter)
+
+    def get_stats(self) -> list[EpochStats]:
+        """Per-epoch timings recorded so far (empty unless monitoring is on)."""
+        return list(self.stats)
+
+    def _timed(self, source: Iterator[Any]) -> Iterator[Any]:
+        started, waited, count, samples = time.perf_counter(), 0.0, 0, 0
+        while True:
+            asked = time.perf_counter()
+            batch = next(source, None)
+            waited += time.perf_counter() - asked
+            if batch is None:
+                break
+            count, samples = count + 1, samples + _batch_len(batch)
+            yield batch
+        stats = EpochStats(self.epoch, count, samples, time.perf_counter() - started, waited)
+        self.stats.append(stats)
+        if self.config.log_loading_stats:
+            log.info(
+                "epoch %d: %d batches, %d samples in %.2f s (%.0f samples/s, %.0f%% waiting)",
+                stats.epoch,
+                stats.batches,
+                stats.samples,
+                stats.seconds,
+                stats.samples_per_second,
+                100 * stats.wait_seconds / max(stats.seconds, 1e-9),
+            )
+
+    def _sampler(self) -> Sampler[Any] | None:
+        """Ours (seeded, per epoch) unless the user brought one or the dataset iterates itself."""
+        cfg = self.config
+        if _batched(self.dataset, cfg):
+            return self._epoch_sampler()
+        if isinstance(self.dataset, IterableDataset):
+            return None
+        return cfg.custom_batch_sampler or cfg.custom_sampler or self._epoch_sampler()
+
+    def _epoch_sampler(self) -> EpochBatchSampler:
+        cfg, n = self.config, len(self.dataset)
+        order_of = getattr(self.dataset, "order", None)
+        if callable(order_of):
+            order: OrderFn = lambda e: order_of(e, cfg.generator_seed, cfg.shuffle)  # noqa: E731
+        else:
+            order = lambda e: epoch_order(n, cfg.generator_seed, e, cfg.shuffle)  # noqa: E731
+        return EpochBatchSampler(order, cfg.batch_size, cfg.drop_last, self.rank, self.world)
+
+    def _dataloader(self) -> DataLoader[Any]:
+        cfg = self.config
+        common: dict[str, Any] = {
+            "num_workers": cfg.num_workers,
+            "pin_memory": cfg.resolved_pin_memory,
+            "pin_memory_device": cfg.pin_memory_device,
+            "persistent_workers": cfg.resolved_persistent_workers,
+            "prefetch_factor": cfg.prefetch_factor if cfg.num_workers > 0 else None,
+            "generator": torch.Generator().manual_seed(cfg.generator_seed),
+        }
+        if _batched(self.dataset, cfg):
+            view = _BatchesOf(self.dataset)
+            return DataLoader(view, batch_size=None, sampler=self.sampler,
+                              collate_fn=_whole_batch, **common)  # fmt: skip
+        if isinstance(self.dataset, IterableDataset) or cfg.custom_sampler is not None:
+            return DataLoader(
+                self.dataset, batch_size=cfg.batch_size, sampler=self.sampler,
+                drop_last=cfg.drop_last, collate_fn=cfg.collate_fn, **common,
+            )  # fmt: skip
+        batch_sampler = self.sampler
+        if isinstance(batch_sampler, EpochBatchSampler):
+            batch_sampler = _ListBatches(batch_sampler)
+        return DataLoader(self.dataset, batch_sampler=batch_sampler,
+                          collate_fn=cfg.collate_fn, **common)  # fmt: skip
+
+    def _to_device(self, batch: Any) -> Any:
+        if self.config.device is None:
+            return batch
+        return _move(batch, torch.device(self.config.device), self.config.non_blocking)
+
+
+class _ListBatches(Sampler[list[int]]):
+    """Our index-array batches as the lists of ints a per-sample DataLoader expects."""
+
+    def __init__(self, inner: EpochBatchSampler) -> None:
+        self.inner = inner
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.inner:
+            yield batch.tolist()
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+
+def _batched(dataset: Any, cfg: DataLoaderConfig) -> bool:
+    """Whole-batch fetch: a dataset with ``get_batch``, no custom collate or sampler."""
+    return (
+        cfg.memory_efficient
+        and callable(getattr(dataset, "get_batch", None))
+        and cfg.collate_fn is None
+        and cfg.custom_sampler is None
+        and cfg.custom_batch_sampler is None
+    )
+
+
+def _move(value: Any, device: torch.device, non_blocking: bool) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=non_blocking)
+    if isinstance(value, dict):
+        return {k: _move(v, device, non_blocking) for k, v in value.items()}
+    if isinstance(value, list | tuple) and value and isinstance(value[0], torch.Tensor):
+        return type(value)(_move(v, device, non_blocking) for v in value)
+    return value
+
+
+def _batch_len(batch: Any) -> int:
+    if isinstance(batch, dict):
+        batch = next(iter(batch.values()), [])
+    if isinstance(batch, list | tuple) and batch and isinstance(batch[0], torch.Tensor):
+        batch = batch[0]
+    return len(batch) if hasattr(batch, "__len__") else 1
+
+
+def loader(
+    dataset: Any,
+    batch_size: int | None = None,
+    *,
+    shuffle: bool | None = None,
+    seed: int | None = None,
+    num_workers: int | None = None,
+    drop_last: bool | None = None,
+    device: str | None = None,
+    config: DataLoaderConfig | None = None,
+) -> Loader:
+    """Batches of ``dataset`` in a seeded order; arguments given override ``config``.
+
+    ``seed`` is ``config.generator_seed``; everything else ``DataLoaderConfig`` holds
+    (pinning, prefetch, custom samplers, monitoring) is set through ``config``.
+    """
+    given = {
+        "batch_size": batch_size, "shuffle": shuffle, "generator_seed": seed,
+        "num_workers": num_workers, "drop_last": drop_last, "device": device,
+    }  # fmt: skip
+    base = config or DataLoaderConfig()
+    return Loader(dataset, base.with_options(**{k: v for k, v in given.items() if v is not None}))

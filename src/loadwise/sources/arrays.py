@@ -1,0 +1,104 @@
+"""In-memory data: a mapping of equal-length arrays/tensors/lists, or any iterable of dicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from loadwise.errors import SourceError
+from loadwise.sources.base import Record
+
+
+class ArraySource:
+    """``{"image": array[N, ...], "label": array[N]}``: sample ``i`` is every field's row ``i``."""
+
+    kind = "arrays"
+
+    def __init__(
+        self,
+        columns: Mapping[str, Any],
+        categories: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        if not columns:
+            raise SourceError("the array source has no fields: pass e.g. {'image': images}.")
+        self._columns = {name: _as_column(name, value) for name, value in columns.items()}
+        lengths = {name: len(col) for name, col in self._columns.items()}
+        if len(set(lengths.values())) != 1:
+            raise SourceError(f"array source fields differ in length: {lengths}; align them.")
+        self._length = next(iter(lengths.values()))
+        self.categories = {k: tuple(v) for k, v in (categories or {}).items()}
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[tuple[str, Record]]:
+        for i in range(self._length):
+            yield str(i), {name: col[i] for name, col in self._columns.items()}
+
+    def describe(self) -> dict[str, Any]:
+        digest = xxhash.xxh3_64()
+        for name, col in self._columns.items():
+            digest.update(name.encode())
+            if isinstance(col, np.ndarray):
+                digest.update(np.ascontiguousarray(col).view(np.uint8).reshape(-1).data)
+            else:
+                digest.update(repr(col).encode())
+        return {"kind": self.kind, "items": self._length, "fingerprint": digest.hexdigest()}
+
+
+class IterableSource:
+    """Any iterable of dicts (a generator, a list); item names are their positions."""
+
+    kind = "iterable"
+
+    def __init__(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        length: int | None = None,
+        categories: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        self._records = records
+        self._length = length if length is not None else _length_of(records)
+        self.categories = {k: tuple(v) for k, v in (categories or {}).items()}
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[tuple[str, Record]]:
+        for i, record in enumerate(self._records):
+            if not isinstance(record, Mapping):
+                raise SourceError(f"record {i} is a {type(record).__name__}; records are dicts.")
+            yield str(i), {name: _plain(value) for name, value in record.items()}
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "items": self._length}
+
+
+def _length_of(records: Iterable[Any]) -> int:
+    try:
+        return len(records)  # type: ignore[arg-type]
+    except TypeError:
+        raise SourceError(
+            "this iterable has no length: pass `length=` so progress and shard sizes are known."
+        ) from None
+
+
+def _as_column(name: str, value: Any) -> Any:
+    value = _plain(value)
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            raise SourceError(f"field `{name}` is a scalar; columns need one row per sample.")
+        return value
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise SourceError(f"field `{name}` is a {type(value).__name__}; pass an array, tensor or list.")
+
+
+def _plain(value: Any) -> Any:
+    """Torch tensors become numpy arrays, so the writer sees one kind of array."""
+    if type(value).__module__.startswith("torch"):
+        return value.detach().cpu().numpy()
+    return value

@@ -1,0 +1,133 @@
+"""Image folder trees: one class per folder, or the Omniglot ``alphabet/character/*.png`` tree.
+
+Files are listed in sorted order, so labels and sample order are the same on every machine.
+Hidden files and folders (names starting with ``.``) are ignored; every other file is offered
+to ``pack`` as an image, so an unreadable one is raised or skipped by its ``on_error`` policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from loadwise.errors import ConfigError, SourceError
+from loadwise.sources.base import ImageFile, Record
+
+LAYOUTS = ("auto", "classes", "omniglot")
+
+
+class ImageFolder:
+    """``root/<class>/<image>``: label = index of the class folder in sorted order."""
+
+    kind = "image-folder"
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = _existing_dir(root)
+        classes = _subdirs(self.root)
+        self._files = [(f, i) for i, c in enumerate(classes) for f in _files(c)]
+        self.categories = {"label": tuple(c.name for c in classes)}
+        if not self._files:
+            raise SourceError(
+                f"source folder `{self.root}` holds no image files in the layout "
+                f"`<class>/<image>` (found {len(classes)} class folders)."
+            )
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __iter__(self) -> Iterator[tuple[str, Record]]:
+        for path, label in self._files:
+            item = str(path.relative_to(self.root))
+            yield item, {"image": ImageFile(path), "label": label, "path": item}
+
+    def describe(self) -> dict[str, Any]:
+        return _describe(self.kind, self.root, [f for f, _ in self._files])
+
+
+class OmniglotFolder:
+    """``root/<alphabet>/<character>/<drawing>``: label = character, alphabet kept as a field."""
+
+    kind = "omniglot-folder"
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = _existing_dir(root)
+        alphabets = _subdirs(self.root)
+        characters = [(a, c) for a in alphabets for c in _nonempty_subdirs(a)]
+        self._files = [
+            (f, label, alphabets.index(a))
+            for label, (a, c) in enumerate(characters)
+            for f in _files(c)
+        ]
+        self.categories = {
+            "label": tuple(f"{a.name}/{c.name}" for a, c in characters),
+            "alphabet": tuple(a.name for a in alphabets),
+        }
+        if not self._files:
+            raise SourceError(
+                f"source folder `{self.root}` holds no drawings in the layout "
+                f"`<alphabet>/<character>/<drawing>` (found {len(alphabets)} alphabet folders)."
+            )
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __iter__(self) -> Iterator[tuple[str, Record]]:
+        for path, label, alphabet in self._files:
+            item = str(path.relative_to(self.root))
+            record = {"image": ImageFile(path), "label": label, "alphabet": alphabet, "path": item}
+            yield item, record
+
+    def describe(self) -> dict[str, Any]:
+        return _describe(self.kind, self.root, [f for f, _, _ in self._files])
+
+
+def folder_source(root: str | Path, layout: str = "auto") -> ImageFolder | OmniglotFolder:
+    """Open ``root`` in ``layout``; ``auto`` picks Omniglot when class folders hold folders."""
+    if layout not in LAYOUTS:
+        raise ConfigError(f"`layout` must be one of {', '.join(LAYOUTS)}. Found: {layout!r}.")
+    if layout == "auto":
+        first = next(iter(_subdirs(_existing_dir(root))), None)
+        layout = "omniglot" if first is not None and _subdirs(first) else "classes"
+    return OmniglotFolder(root) if layout == "omniglot" else ImageFolder(root)
+
+
+def _existing_dir(root: str | Path) -> Path:
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise SourceError(f"source folder `{path}` {what}: pass the root of an image folder tree.")
+    return path.resolve()
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p))
+
+
+def _nonempty_subdirs(alphabet: Path) -> list[Path]:
+    characters = _subdirs(alphabet)
+    if not characters:
+        raise SourceError(
+            f"alphabet folder `{alphabet}` has no character folders: the Omniglot layout is "
+            f"`<alphabet>/<character>/<drawing>.png`. Remove it or add its characters."
+        )
+    return characters
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and _visible(p))
+
+
+def _describe(kind: str, root: Path, files: list[Path]) -> dict[str, Any]:
+    """Fingerprint = names, sizes and modification times: cheap, and changes when files do."""
+    digest = xxhash.xxh3_64()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return {"kind": kind, "root": str(root), "items": len(files), "fingerprint": digest.hexdigest()}
