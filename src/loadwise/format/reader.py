@@ -28,6 +28,14 @@ _HASH_CHUNK = 16 * 2**20
 
 def read_manifest(root: str | Path) -> Manifest:
     """Read ``root/manifest.json`` and check that every shard file has the size it says."""
+    manifest = load_manifest(root)
+    for shard in manifest.shards:
+        check_size(Path(root).expanduser() / shard.name, shard)
+    return manifest
+
+
+def load_manifest(root: str | Path) -> Manifest:
+    """Read and check ``root/manifest.json`` alone, without looking at the shards."""
     root = Path(root).expanduser()
     path = root / MANIFEST_NAME
     if not root.is_dir():
@@ -37,10 +45,7 @@ def read_manifest(root: str | Path) -> Manifest:
             f"`{root}` has no {MANIFEST_NAME}: it is not a loadwise dataset, or its `pack` did "
             f"not finish. Run `loadwise pack SOURCE {root}`."
         )
-    manifest = manifest_from_json(path.read_bytes().decode("utf-8", "replace"), path)
-    for shard in manifest.shards:
-        check_size(root / shard.name, shard)
-    return manifest
+    return manifest_from_json(path.read_bytes().decode("utf-8", "replace"), path)
 
 
 def check_size(path: Path, shard: ShardSpec) -> None:
@@ -177,6 +182,7 @@ __all__ = [
     "check_offsets",
     "check_policy",
     "check_size",
+    "load_manifest",
     "read_manifest",
     "verify_file",
 ]

@@ -1,0 +1,1 @@
+"""The ``loadwise`` command: thin handlers over the library (see main.py)."""

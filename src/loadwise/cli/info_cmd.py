@@ -1,0 +1,42 @@
+"""``loadwise info PATH``: fields, sizes, shards and what ``pack`` skipped."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from loadwise.access.auto import choose_mode
+from loadwise.cli.render import human_bytes, table
+from loadwise.format.reader import read_manifest
+
+
+def add_parser(commands: Any) -> None:
+    p = commands.add_parser("info", help="describe a packed dataset", description=__doc__)
+    p.add_argument("path", help="a folder written by `loadwise pack`")
+    p.add_argument("--shards", action="store_true", help="list every shard")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    manifest = read_manifest(args.path)
+    print(f"{args.path}: {manifest.num_samples:,} samples, {len(manifest.shards)} shard(s), "
+          f"{human_bytes(manifest.num_bytes)} ({manifest.created_by}, format v{manifest.version})")  # fmt: skip
+    print(f"source: {manifest.source.get('kind', '?')} {manifest.source.get('root', '')}")
+    rows = [
+        [f.name, f.kind, f.dtype or "", "x".join(map(str, f.shape)), f.codec or "",
+         str(len(f.categories)) if f.categories else ""]
+        for f in manifest.fields
+    ]  # fmt: skip
+    print(table(["field", "kind", "dtype", "shape", "codec", "categories"], rows))
+    if args.shards:
+        rows = [
+            [s.name, f"{s.num_samples:,}", human_bytes(s.num_bytes), s.xxh3_64]
+            for s in manifest.shards
+        ]
+        print(table(["shard", "samples", "size", "xxh3_64"], rows))
+    mode, reason = choose_mode(args.path)
+    print(f"auto mode here: {mode} ({reason})")
+    print(f"skipped while packing: {len(manifest.skipped)}")
+    for skipped in manifest.skipped:
+        print(f"  {skipped.item}: {skipped.reason}")
+    return 0

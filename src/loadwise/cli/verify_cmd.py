@@ -1,0 +1,26 @@
+"""``loadwise verify PATH``: check every shard's size and checksum; exit 1 if any is damaged."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from loadwise.cli.render import human_bytes
+from loadwise.format.verify import verify
+
+
+def add_parser(commands: Any) -> None:
+    p = commands.add_parser("verify", help="check shard checksums", description=__doc__)
+    p.add_argument("path", help="a folder written by `loadwise pack`")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = verify(args.path)
+    for problem in report.problems:
+        print(f"DAMAGED {problem.shard}: {problem.problem}")
+    verdict = "ok" if report.ok else f"{len(report.problems)} damaged"
+    print(
+        f"{report.shards_checked} shard(s), {human_bytes(report.bytes_checked)} checked: {verdict}"
+    )
+    return 0 if report.ok else 1
