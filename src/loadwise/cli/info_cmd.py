@@ -19,8 +19,9 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.path)
-    print(f"{args.path}: {manifest.num_samples:,} samples, {len(manifest.shards)} shard(s), "
-          f"{human_bytes(manifest.num_bytes)} ({manifest.created_by}, format v{manifest.version})")  # fmt: skip
+    size = human_bytes(manifest.num_bytes)
+    print(f"{args.path}: {manifest.num_samples:,} samples, {len(manifest.shards)} shard(s), {size}")
+    print(f"written by {manifest.created_by}, format version {manifest.version}")
     print(f"source: {manifest.source.get('kind', '?')} {manifest.source.get('root', '')}")
     rows = [
         [f.name, f.kind, f.dtype or "", "x".join(map(str, f.shape)), f.codec or "",
