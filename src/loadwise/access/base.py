@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from loadwise.errors import SampleIndexError
+from loadwise.errors import LoadwiseError, SampleIndexError
 from loadwise.format.codecs import decode_image
 from loadwise.format.reader import check_policy, read_manifest, verify_file
 from loadwise.format.spec import FieldSpec, Manifest
@@ -47,6 +47,7 @@ class PackedBase:
         names = [f.name for f in self.manifest.fields] if fields is None else list(fields)
         self.fields: tuple[FieldSpec, ...] = tuple(self.manifest.field(n) for n in names)
         self._storage: Storage | None = None
+        self._closed = False
         if self.verify == "open":
             for shard in self.manifest.shards:
                 verify_file(self.root / shard.name, shard)
@@ -73,6 +74,8 @@ class PackedBase:
         return self._storage
 
     def close(self) -> None:
+        """Release files and memory; reading afterwards raises."""
+        self._closed = True
         if self._storage is not None:
             self._storage.close()
             self._storage = None
@@ -96,6 +99,9 @@ class PackedBase:
         raise NotImplementedError
 
     def _checked(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Indices as int64, negatives counted from the end; refused if out of range or closed."""
+        if self._closed:
+            raise LoadwiseError(f"the dataset at `{self.root}` is closed; open it again to read.")
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = len(self)
         if idx.size and (idx.min() < -n or idx.max() >= n):

@@ -74,7 +74,7 @@ class PreadStorage:
 
     def gather_array(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
         out = np.empty((len(indices), *spec.shape), dtype=spec.dtype)
-        rows = out.reshape(len(indices), -1).view(np.uint8)
+        rows = out.view(np.uint8).reshape(len(indices), spec.row_bytes)
         for j, (shard, local) in enumerate(self._locate(indices)):
             start = shard.spec.buffers[spec.name]["values"].offset + local * spec.row_bytes
             shard.read_into(memoryview(rows[j]), start)
