@@ -112,6 +112,8 @@ def _to_arrow(spec: FieldSpec, values: list[Any]) -> pa.Array:
     if spec.kind == "string":
         return pa.array(values, type=pa.large_string())
     stacked = np.stack(values) if values else np.empty((0, *spec.shape), spec.dtype)
+    if stacked.dtype == np.bool_:  # Arrow packs booleans into bits; keep one byte each
+        stacked = stacked.view(np.uint8)
     if not spec.shape:
         return pa.array(stacked)
     return pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(stacked))

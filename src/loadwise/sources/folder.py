@@ -85,12 +85,12 @@ class OmniglotFolder:
 
 
 def folder_source(root: str | Path, layout: str = "auto") -> ImageFolder | OmniglotFolder:
-    """Open ``root`` in ``layout``; ``auto`` picks Omniglot when class folders hold folders."""
+    """Open ``root`` in ``layout``; ``auto`` picks Omniglot when its folders hold folders."""
     if layout not in LAYOUTS:
         raise ConfigError(f"`layout` must be one of {', '.join(LAYOUTS)}. Found: {layout!r}.")
     if layout == "auto":
-        first = next(iter(_subdirs(_existing_dir(root))), None)
-        layout = "omniglot" if first is not None and _subdirs(first) else "classes"
+        nested = any(_subdirs(folder) for folder in _subdirs(_existing_dir(root)))
+        layout = "omniglot" if nested else "classes"
     return OmniglotFolder(root) if layout == "omniglot" else ImageFolder(root)
 
 

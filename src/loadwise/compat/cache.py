@@ -1,0 +1,112 @@
+"""Pack an image folder once into a cache directory, and reuse it while its files are unchanged.
+
+The cache lives in ``$LOADWISE_CACHE`` (default ``~/.cache/loadwise``). An entry's name holds
+a hash of the folder's absolute path, the image size and mode, and the folder's fingerprint
+(file names, sizes and modification times), so a changed file means a new entry. Processes
+that race take a lock, so the folder is packed once and the others reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import xxhash
+
+from loadwise.errors import ConfigError, PackError
+from loadwise.format.pack import pack
+from loadwise.format.spec import FORMAT_VERSION, MANIFEST_NAME
+from loadwise.sources import folder_source
+
+log = logging.getLogger("loadwise")
+
+CACHE_ENV = "LOADWISE_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where packed folders are kept: ``$LOADWISE_CACHE``, else ``~/.cache/loadwise``."""
+    configured = os.environ.get(CACHE_ENV)
+    return Path(configured or Path.home() / ".cache" / "loadwise").expanduser()
+
+
+def image_size_hw(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``image_size`` as (height, width); an int means a square. ``None`` keeps the files' size."""
+    if image_size is None:
+        return None
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or not all(isinstance(d, int) and d >= 1 for d in size):
+        raise ConfigError(
+            f"`image_size` must be an int or (height, width) of ints >= 1. Found: {image_size!r}."
+        )
+    return int(size[0]), int(size[1])
+
+
+def packed_folder(
+    data_path: str | Path,
+    *,
+    image_size: int | tuple[int, int] | None,
+    image_mode: str | None = None,
+) -> Path:
+    """The packed form of the image folder ``data_path``, packed now only if not cached yet.
+
+    A path that already is a packed dataset (it has ``manifest.json``) is returned as it is.
+    """
+    path = Path(data_path).expanduser().resolve()
+    if (path / MANIFEST_NAME).is_file():
+        return path
+    size = image_size_hw(image_size)
+    source = folder_source(path)
+    options = xxhash.xxh3_64_hexdigest(json.dumps([str(path), size, image_mode, FORMAT_VERSION]))
+    family = f"{path.name}-{options}"
+    dest = cache_dir() / "folders" / f"{family}-{source.describe()['fingerprint']}"
+    if _finished(dest):
+        return dest
+    with _lock(dest):
+        if not _finished(dest):
+            log.info("loadwise: packing `%s` once into the cache at `%s`", path, dest)
+            _pack_once(path, dest, size, image_mode)
+            _remove_stale(dest, family)
+    return dest
+
+
+def _pack_once(
+    path: Path, dest: Path, size: tuple[int, int] | None, image_mode: str | None
+) -> None:
+    """Pack, or reuse what a process that won a race (without the lock) finished first."""
+    try:
+        pack(folder_source(path), dest, image_size=size, image_mode=image_mode)
+    except (PackError, OSError):
+        if not _finished(dest):
+            raise
+        log.info("loadwise: another process packed `%s` first; reusing it", dest)
+
+
+def _finished(dest: Path) -> bool:
+    """``pack`` writes the manifest last and publishes by rename: a manifest means complete."""
+    return (dest / MANIFEST_NAME).is_file()
+
+
+def _remove_stale(dest: Path, family: str) -> None:
+    """Drop entries of the same folder and options packed from files that have changed since."""
+    for old in dest.parent.glob(f"{family}-*"):
+        if old != dest and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def _lock(dest: Path) -> Iterator[None]:
+    """An exclusive lock beside ``dest`` (where ``fcntl`` exists) so only one process packs."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): pack's atomic publish and _pack_once still hold
+        yield
+        return
+    with open(dest.parent / f".{dest.name}.lock", "wb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
