@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.data import array_columns, write_class_tree
 
 import loadwise
 from loadwise.testing import make_omniglot_tree
-from tests.data import array_columns, write_class_tree
 
 
 @pytest.fixture(scope="session")

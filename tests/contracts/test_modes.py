@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.data import ARRAY_SAMPLES, array_columns
 from torch.utils.data import DataLoader, IterableDataset
 
 import loadwise
 from loadwise.errors import LoadwiseError, ModeError, SampleIndexError
-from tests.data import ARRAY_SAMPLES, array_columns
 
 MODES = ("eager", "lazy", "cached", "streaming")
 EXPECTED = array_columns()

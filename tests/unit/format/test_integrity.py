@@ -34,7 +34,9 @@ def test_truncated_shard_fails_at_open_with_sizes(copy: Path) -> None:
     size = shard.stat().st_size
     shard.write_bytes(shard.read_bytes()[:-100])
     for mode in MODES:
-        with pytest.raises(IntegrityError, match=rf"00002\.arrow.*{size - 100:,}.*{size:,}.*truncated"):
+        with pytest.raises(
+            IntegrityError, match=rf"00002\.arrow.*{size - 100:,}.*{size:,}.*truncated"
+        ):
             loadwise.open(copy, mode)
 
 

@@ -9,14 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tests.data import write_class_tree
 
 import loadwise
 from loadwise.errors import ConfigError, PackError, SourceError
 from loadwise.format.reader import read_manifest
-from tests.data import write_class_tree
 
 
-def test_omniglot_tree_labels_alphabets_and_pixels(omniglot_tree: Path, omniglot_packed: Path) -> None:
+def test_omniglot_tree_labels_alphabets_and_pixels(
+    omniglot_tree: Path, omniglot_packed: Path
+) -> None:
     ds = loadwise.open(omniglot_packed, "lazy")
     files = sorted(omniglot_tree.glob("*/*/*.png"))
     assert len(ds) == len(files) == 3 * 4 * 5
@@ -26,7 +28,9 @@ def test_omniglot_tree_labels_alphabets_and_pixels(omniglot_tree: Path, omniglot
         assert batch["path"][i] == str(path.relative_to(omniglot_tree))
         assert characters[int(batch["label"][i])] == f"{path.parent.parent.name}/{path.parent.name}"
         assert ds.categories("alphabet")[int(batch["alphabet"][i])] == path.parent.parent.name
-        assert np.array_equal(batch["image"][i, 0].numpy(), np.asarray(Image.open(path).convert("L")))
+        assert np.array_equal(
+            batch["image"][i, 0].numpy(), np.asarray(Image.open(path).convert("L"))
+        )
     assert batch["image"].shape == (60, 1, 105, 105)
     assert len(ds.manifest.shards) > 1
 
@@ -51,7 +55,9 @@ def test_encoded_keeps_file_bytes_and_decodes_on_read(class_tree: Path, tmp_path
 
 def test_parallel_pack_writes_identical_shards(omniglot_tree: Path, tmp_path: Path) -> None:
     one = loadwise.pack(omniglot_tree, tmp_path / "one", shard_bytes=40_000, progress=False)
-    two = loadwise.pack(omniglot_tree, tmp_path / "two", shard_bytes=40_000, workers=2, progress=False)
+    two = loadwise.pack(
+        omniglot_tree, tmp_path / "two", shard_bytes=40_000, workers=2, progress=False
+    )
     sums = [[s.xxh3_64 for s in read_manifest(r.path).shards] for r in (one, two)]
     assert sums[0] == sums[1] and one.num_samples == two.num_samples == 60
 
