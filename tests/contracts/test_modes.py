@@ -56,8 +56,14 @@ def test_empty_batch_and_out_of_range(dataset) -> None:
 
 
 def test_single_items_match_batches(dataset) -> None:
-    if isinstance(dataset, IterableDataset):
-        pytest.skip("streaming is iterable: samples come from iteration and get_batch")
+    if isinstance(dataset, IterableDataset):  # streaming: samples come from iterating it
+        samples = list(dataset)
+        assert sorted(int(s["index"]) for s in samples) == list(range(ARRAY_SAMPLES))
+        assert samples[0]["name"] == f"sample-{int(samples[0]['index'])}"
+        assert torch.equal(
+            samples[0]["image"], dataset.get_batch([samples[0]["index"]])["image"][0]
+        )
+        return
     sample = dataset[17]
     assert sample["name"] == "sample-17" and int(sample["index"]) == 17
     rows = dataset.__getitems__([4, 200])

@@ -11,13 +11,19 @@ import pytest
 from loadwise.cli.main import main
 
 
-def test_help_for_every_command() -> None:
+def test_help_for_every_command(capsys: pytest.CaptureFixture) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "loadwise.cli.main", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert all(command in out for command in ("pack", "info", "verify"))
     for command in ("pack", "info", "verify"):
-        out = subprocess.run(
-            [sys.executable, "-m", "loadwise.cli.main", command, "--help"],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        assert f"usage: loadwise {command}" in out
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert f"usage: loadwise {command}" in capsys.readouterr().out
 
 
 def test_pack_info_verify(
