@@ -1,21 +1,40 @@
 """loadwise: keep PyTorch training fed. Pack once, open in the right mode, load in batches."""
 
+from loadwise import sources
 from loadwise._version import __version__
 from loadwise.access import LoadingMode, choose_mode
 from loadwise.access import open_dataset as open
+from loadwise.compat import (
+    BaseDataset,
+    DataLoaderFactory,
+    EfficientDataLoader,
+    ImageDataset,
+    MemoryEfficientDataset,
+    create_dataloaders,
+)
 from loadwise.errors import LoadwiseError
 from loadwise.format import PackReport, pack
+from loadwise.format.verify import VerifyReport, verify
 from loadwise.loader import DataLoaderConfig, Loader, loader
 
 __all__ = [
+    "BaseDataset",
     "DataLoaderConfig",
+    "DataLoaderFactory",
+    "EfficientDataLoader",
+    "ImageDataset",
     "Loader",
     "LoadingMode",
     "LoadwiseError",
+    "MemoryEfficientDataset",
     "PackReport",
+    "VerifyReport",
     "__version__",
     "choose_mode",
+    "create_dataloaders",
     "loader",
     "open",
     "pack",
+    "sources",
+    "verify",
 ]

@@ -10,9 +10,10 @@ import logging
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
+from typing import Literal, overload
 
-from loadwise.access.base import PackedBase
-from loadwise.access.budget import available_memory, stored_bytes
+from loadwise.access.base import PackedDataset
+from loadwise.access.budget import available_memory, check_fraction, stored_bytes
 from loadwise.access.cached import DEFAULT_CACHE_BYTES, CachedDataset
 from loadwise.access.eager import EagerDataset
 from loadwise.access.lazy import LazyDataset
@@ -39,6 +40,18 @@ class LoadingMode(str, Enum):
 MODES = tuple(m.value for m in LoadingMode)
 
 
+@overload
+def open_dataset(  # type: ignore[overload-overlap]  # "streaming" is also a str
+    path: str | Path,
+    mode: Literal["streaming", LoadingMode.STREAMING],
+    *,
+    fields: Sequence[str] | None = None,
+    verify: str = "first_use",
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
+) -> StreamingDataset: ...
+
+
+@overload
 def open_dataset(
     path: str | Path,
     mode: str | LoadingMode = "auto",
@@ -46,7 +59,17 @@ def open_dataset(
     fields: Sequence[str] | None = None,
     verify: str = "first_use",
     cache_bytes: int = DEFAULT_CACHE_BYTES,
-) -> PackedBase:
+) -> PackedDataset: ...
+
+
+def open_dataset(
+    path: str | Path,
+    mode: str | LoadingMode = "auto",
+    *,
+    fields: Sequence[str] | None = None,
+    verify: str = "first_use",
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
+) -> PackedDataset | StreamingDataset:
     """Open the packed dataset at ``path`` in ``mode`` (one of ``MODES``).
 
     ``fields`` selects the fields samples carry (all by default); ``verify`` is when shard
@@ -59,18 +82,27 @@ def open_dataset(
         log.info("loadwise: auto mode chose %s: %s", name, reason)
     if name == "cached":
         return CachedDataset(path, fields=fields, verify=verify, cache_bytes=cache_bytes)
-    kind = {"eager": EagerDataset, "lazy": LazyDataset, "streaming": StreamingDataset}[name]
+    if name == "streaming":
+        return StreamingDataset(path, fields=fields, verify=verify)
+    kind = {"eager": EagerDataset, "lazy": LazyDataset}[name]
     return kind(path, fields=fields, verify=verify)
 
 
-def choose_mode(path: str | Path, fields: Sequence[str] | None = None) -> tuple[str, str]:
-    """The mode ``auto`` picks for this dataset on this machine, and why, in one sentence."""
+def choose_mode(
+    path: str | Path,
+    fields: Sequence[str] | None = None,
+    *,
+    max_memory_usage: float = AUTO_EAGER_FRACTION,
+) -> tuple[str, str]:
+    """The mode ``auto`` picks here, and why: eager if the data fits in ``max_memory_usage``
+    of the available memory, else lazy."""
+    check_fraction("max_memory_usage", max_memory_usage)
     manifest = read_manifest(path)
     selected = manifest.fields if fields is None else [manifest.field(f) for f in fields]
     needed, available = stored_bytes(manifest, selected), available_memory()
-    budget = AUTO_EAGER_FRACTION * available
+    budget = max_memory_usage * available
     figures = (
-        f"the data is {needed / 2**20:,.0f} MiB and {AUTO_EAGER_FRACTION:.0%} of the "
+        f"the data is {needed / 2**20:,.1f} MiB and {max_memory_usage:.0%} of the "
         f"{available / 2**20:,.0f} MiB available (cgroup-aware) is {budget / 2**20:,.0f} MiB"
     )
     if needed <= budget:

@@ -7,10 +7,20 @@ from pathlib import Path
 
 import psutil
 
+from loadwise.errors import ConfigError
 from loadwise.format.spec import FieldSpec, Manifest
 
 _CGROUP_V2 = Path("/sys/fs/cgroup")
 _CGROUP_V1 = Path("/sys/fs/cgroup/memory")
+
+
+def check_fraction(name: str, value: float) -> float:
+    """A share of available memory must lie in (0, 1]."""
+    if not 0 < value <= 1:
+        raise ConfigError(
+            f"`{name}` is a fraction of available memory in (0, 1]. Found: {value!r}."
+        )
+    return value
 
 
 def stored_bytes(manifest: Manifest, fields: Sequence[FieldSpec]) -> int:

@@ -20,6 +20,7 @@ import xxhash
 
 from loadwise.errors import ConfigError, PackError
 from loadwise.format.pack import pack
+from loadwise.format.prepare import image_size_hw
 from loadwise.format.spec import FORMAT_VERSION, MANIFEST_NAME
 from loadwise.sources import folder_source
 
@@ -32,18 +33,6 @@ def cache_dir() -> Path:
     """Where packed folders are kept: ``$LOADWISE_CACHE``, else ``~/.cache/loadwise``."""
     configured = os.environ.get(CACHE_ENV)
     return Path(configured or Path.home() / ".cache" / "loadwise").expanduser()
-
-
-def image_size_hw(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
-    """``image_size`` as (height, width); an int means a square. ``None`` keeps the files' size."""
-    if image_size is None:
-        return None
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or not all(isinstance(d, int) and d >= 1 for d in size):
-        raise ConfigError(
-            f"`image_size` must be an int or (height, width) of ints >= 1. Found: {image_size!r}."
-        )
-    return int(size[0]), int(size[1])
 
 
 def packed_folder(
@@ -61,7 +50,8 @@ def packed_folder(
         return path
     size = image_size_hw(image_size)
     source = folder_source(path)
-    options = xxhash.xxh3_64_hexdigest(json.dumps([str(path), size, image_mode, FORMAT_VERSION]))
+    key = json.dumps([str(path), size, image_mode, FORMAT_VERSION]).encode()
+    options = xxhash.xxh3_64_hexdigest(key)
     family = f"{path.name}-{options}"
     dest = cache_dir() / "folders" / f"{family}-{source.describe()['fingerprint']}"
     if _finished(dest):
@@ -101,7 +91,13 @@ def _remove_stale(dest: Path, family: str) -> None:
 @contextmanager
 def _lock(dest: Path) -> Iterator[None]:
     """An exclusive lock beside ``dest`` (where ``fcntl`` exists) so only one process packs."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the loadwise cache folder `{dest.parent}` ({exc}): set "
+            f"${CACHE_ENV} to a writable folder."
+        ) from exc
     try:
         import fcntl
     except ImportError:  # no flock (Windows): pack's atomic publish and _pack_once still hold

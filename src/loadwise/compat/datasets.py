@@ -6,6 +6,7 @@ batch through ``get_batch``, is then one gather from the packed dataset.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,13 +14,16 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset, default_collate
 
-from loadwise.access import budget
-from loadwise.access.auto import LoadingMode, open_dataset
+from loadwise.access.auto import LoadingMode, choose_mode, open_dataset
 from loadwise.access.base import Batch, PackedBase
+from loadwise.access.budget import check_fraction
 from loadwise.access.cached import DEFAULT_CACHE_BYTES
-from loadwise.compat.cache import image_size_hw, packed_folder
+from loadwise.compat.cache import packed_folder
 from loadwise.errors import ConfigError
+from loadwise.format.prepare import image_size_hw
 from loadwise.format.reader import read_manifest
+
+log = logging.getLogger("loadwise")
 
 Transform = Callable[[Any], Any]
 Indices = Sequence[int] | np.ndarray
@@ -118,7 +122,7 @@ class MemoryEfficientDataset(BaseDataset):
 
     ``auto`` picks ``eager`` when the stored bytes are at most ``max_memory_usage`` x the
     available memory, else ``lazy``; ``mode`` and ``reason`` say what was chosen and why.
-    ``image_size`` resizes a folder's images when they differ in size.
+    ``image_size`` and ``image_mode`` make a folder's images alike when they differ.
     """
 
     def __init__(
@@ -128,19 +132,14 @@ class MemoryEfficientDataset(BaseDataset):
         loading_mode: str | LoadingMode = "auto",
         *,
         image_size: int | tuple[int, int] | None = None,
+        image_mode: str | None = None,
     ) -> None:
-        if not 0 < max_memory_usage <= 1:
-            raise ConfigError(
-                f"`max_memory_usage` is a fraction of available memory in (0, 1]. "
-                f"Found: {max_memory_usage!r}."
-            )
-        path = packed_folder(data_path, image_size=image_size)
+        check_fraction("max_memory_usage", max_memory_usage)
+        path = packed_folder(data_path, image_size=image_size, image_mode=image_mode)
         mode, self.reason = _choose_mode(path, max_memory_usage, loading_mode)
         super().__init__(path, mode)
         self.mode: str = self.packed.mode
-
-    def _item(self, batch: Batch, j: int) -> Batch:
-        return {name: value[j] for name, value in batch.items()}
+        log.info("loadwise: MemoryEfficientDataset uses %s mode: %s", self.mode, self.reason)
 
 
 def _choose_mode(
@@ -149,15 +148,7 @@ def _choose_mode(
     """``loading_mode`` as asked, or for ``auto`` eager/lazy by the memory budget, and why."""
     if str(getattr(loading_mode, "value", loading_mode)).lower() != "auto":
         return loading_mode, f"loading_mode={loading_mode!r} was asked for"
-    manifest = read_manifest(path)
-    needed, available = budget.stored_bytes(manifest, manifest.fields), budget.available_memory()
-    figures = (
-        f"the data is {needed / 2**20:,.1f} MiB and max_memory_usage={fraction} of the "
-        f"{available / 2**20:,.0f} MiB available is {fraction * available / 2**20:,.1f} MiB"
-    )
-    if needed <= fraction * available:
-        return "eager", f"{figures}, so it is held in RAM"
-    return "lazy", f"{figures}, so it is memory-mapped instead"
+    return choose_mode(path, max_memory_usage=fraction)
 
 
 def _check_images(path: Path, size: tuple[int, int] | None, mode: str | None) -> None:
@@ -167,11 +158,10 @@ def _check_images(path: Path, size: tuple[int, int] | None, mode: str | None) ->
     if spec.kind != "array" or len(spec.shape) != 3:
         return  # encoded images: decoded to their own size when read
     channels = {"L": 1, "RGB": 3}.get(mode or "", spec.shape[0])
-    found = (spec.shape[0], *spec.shape[1:])
     wanted = (channels, *(size or spec.shape[1:]))
-    if found != wanted:
+    if spec.shape != wanted:
         raise ConfigError(
-            f"packed dataset `{path}` holds images of shape {found} (C, H, W), not {wanted}: "
+            f"packed dataset `{path}` holds images of shape {spec.shape} (C, H, W), not {wanted}: "
             f"pass image_size={tuple(spec.shape[1:])} and image_mode="
             f"{'L' if spec.shape[0] == 1 else 'RGB'!r}, or give the image folder instead."
         )

@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import shutil
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -28,6 +29,7 @@ from loadwise.format.prepare import (
     Failed,
     Prepared,
     PrepareOptions,
+    image_size_hw,
     infer_fields,
     prepare_chunk,
     unwrap,
@@ -83,7 +85,7 @@ def pack(
     staging = _staging_dir(dest)
     try:
         manifest = _write(src, staging, options, shard_bytes, workers, on_error, progress)
-        _publish(staging, dest)
+        _publish(staging, dest, overwrite)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -176,15 +178,12 @@ def _context() -> Any:
 def _options(
     image_size: tuple[int, int] | int | None, image_mode: str | None, encoded: bool
 ) -> PrepareOptions:
-    size = (image_size, image_size) if isinstance(image_size, int) else image_size
-    if size is not None and (len(size) != 2 or min(size) < 1):
-        raise ConfigError(f"`image_size` must be (height, width) >= 1. Found: {image_size!r}.")
-    if encoded and size is not None:
+    size_hw = image_size_hw(image_size)
+    if encoded and size_hw is not None:
         raise ConfigError(
             "`image_size` resizes decoded images; with `encoded=True` the files' bytes are kept "
             "as they are. Drop one of the two."
         )
-    size_hw = None if size is None else (int(size[0]), int(size[1]))
     return PrepareOptions(image_size=size_hw, image_mode=image_mode, encoded=encoded)
 
 
@@ -210,24 +209,33 @@ def _check_dest(dest: Path, overwrite: bool) -> None:
 
 
 def _staging_dir(dest: Path) -> Path:
-    """A hidden sibling of ``dest``; leftovers of packs that died are removed first."""
+    """A hidden sibling of ``dest``, unique to this call; leftovers of dead packs are removed."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     for stale in dest.parent.glob(f".{dest.name}.partial-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
+        pid = stale.name.rsplit("-", 2)[-2]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
-    staging = dest.parent / f".{dest.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = dest.parent / f".{dest.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     return staging
 
 
-def _publish(staging: Path, dest: Path) -> None:
-    """Swap the finished folder into place; an old dataset is removed only after."""
-    old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-    if dest.exists():
+def _publish(staging: Path, dest: Path, overwrite: bool) -> None:
+    """Swap the finished folder into place; an old dataset is removed only after.
+
+    Without ``overwrite`` a dataset that another process published meanwhile is kept:
+    ``rename`` refuses to replace a non-empty folder, and that becomes a ``PackError``.
+    """
+    old = dest.parent / f".{dest.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    if overwrite and dest.exists():
         dest.rename(old)
-    staging.rename(dest)
+    try:
+        staging.rename(dest)
+    except OSError as exc:
+        raise PackError(
+            f"destination `{dest}` appeared while packing ({exc.strerror}); another process "
+            f"wrote it. Pass overwrite=True to replace it."
+        ) from exc
     _fsync_dir(dest.parent)
     shutil.rmtree(old, ignore_errors=True)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from loadwise.errors import SourceError
+from loadwise.errors import ConfigError, SourceError
 from loadwise.format.codecs import decode_image
 from loadwise.format.spec import FieldSpec
 from loadwise.sources.base import ImageFile, Record
@@ -36,6 +36,18 @@ class Failed:
 
 
 Prepared = tuple[str, "dict[str, Any] | Failed"]
+
+
+def image_size_hw(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``image_size`` as (height, width); an int means a square, ``None`` keeps files' sizes."""
+    if image_size is None:
+        return None
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or not all(isinstance(d, int) and d >= 1 for d in size):
+        raise ConfigError(
+            f"`image_size` must be an int or (height, width) of ints >= 1. Found: {image_size!r}."
+        )
+    return int(size[0]), int(size[1])
 
 
 def prepare_chunk(options: PrepareOptions, chunk: Sequence[tuple[str, Record]]) -> list[Prepared]:

@@ -135,7 +135,7 @@ def _checked(spec: FieldSpec, value: Any, item: str, first: str) -> Any:
         raise SourceError(
             f"sample `{item}` field `{spec.name}` has {found}, but the first sample `{first}` "
             f"has dtype {spec.dtype}, shape {spec.shape}. Make all samples alike (for images, "
-            f"pass a resize target: `image_size=` / `--image-size`)."
+            f"pass `image_size=` for one size and `image_mode=` for one colour mode)."
         )
     raise SourceError(
         f"sample `{item}` field `{spec.name}` is a {type(value).__name__}; "

@@ -91,7 +91,7 @@ def test_failure_mid_pack_leaves_nothing_that_opens(tmp_path: Path) -> None:
 
 
 def test_stale_staging_of_a_dead_pack_is_removed(tmp_path: Path) -> None:
-    stale = tmp_path / ".d.partial-999999999"
+    stale = tmp_path / ".d.partial-999999999-0badf00d"
     stale.mkdir()
     (stale / "00000.arrow").write_bytes(b"half")
     loadwise.pack({"x": np.zeros(3)}, tmp_path / "d", progress=False)
@@ -163,3 +163,19 @@ def test_manifest_records_source_and_is_written_last(class_tree: Path, tmp_path:
     assert len(doc["manifest"]["source"]["fingerprint"]) == 16
     shard_times = [os.stat(p).st_mtime_ns for p in (tmp_path / "d").glob("*.arrow")]
     assert os.stat(manifest_path).st_mtime_ns >= max(shard_times)
+
+
+def test_a_dataset_published_meanwhile_is_kept(tmp_path: Path) -> None:
+    dest = tmp_path / "d"
+
+    def records():
+        for i in range(10):
+            if i == 5:  # another process finishes its pack of the same destination
+                loadwise.pack({"x": np.ones(2)}, dest, progress=False)
+            yield {"x": np.zeros(2)}
+
+    source = loadwise.sources.IterableSource(records(), length=10)
+    with pytest.raises(PackError, match="appeared while packing.*overwrite=True"):
+        loadwise.pack(source, dest, progress=False)
+    assert loadwise.open(dest, "lazy").get_batch([0, 1])["x"].tolist() == [1.0, 1.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]

@@ -1,0 +1,24 @@
+"""The names the source documents promise, as thin wrappers over the core.
+
+Folders are packed once into a cache (``packed_folder``); datasets open the packed data in a
+loading mode; loaders are ``loadwise.loader`` underneath. See README.md in this folder.
+"""
+
+from loadwise.access.auto import LoadingMode
+from loadwise.compat.cache import packed_folder
+from loadwise.compat.datasets import BaseDataset, ImageDataset, MemoryEfficientDataset
+from loadwise.compat.loaders import DataLoaderFactory, EfficientDataLoader
+from loadwise.compat.splits import create_dataloaders
+from loadwise.loader.config import DataLoaderConfig
+
+__all__ = [
+    "BaseDataset",
+    "DataLoaderConfig",
+    "DataLoaderFactory",
+    "EfficientDataLoader",
+    "ImageDataset",
+    "LoadingMode",
+    "MemoryEfficientDataset",
+    "create_dataloaders",
+    "packed_folder",
+]

@@ -1,0 +1,69 @@
+"""``EfficientDataLoader`` and ``DataLoaderFactory``: the documents' loader names over ``loader``.
+
+Both build a ``loadwise.loader.Loader``; datasets with ``get_batch`` are fetched a whole
+batch at a time, any other torch dataset through the ordinary per-sample path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+
+from loadwise.loader import DataLoaderConfig, Loader, loader
+
+
+class EfficientDataLoader:
+    """Batches of ``dataset`` as ``config`` says; each new iteration is the next epoch."""
+
+    def __init__(self, dataset: Any, config: DataLoaderConfig | None = None) -> None:
+        self.dataset = dataset
+        self.config = config or DataLoaderConfig()
+        self.loader: Loader = loader(dataset, config=self.config)
+
+    @property
+    def dataloader(self) -> Any:
+        """The ``torch.utils.data.DataLoader`` underneath."""
+        return self.loader.dataloader
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration run ``epoch`` (its order depends on seed and epoch only)."""
+        self.loader.set_epoch(epoch)
+
+    def get_stats(self) -> dict[str, Any]:
+        """Settings plus per-epoch timings (kept with ``enable_monitoring`` or
+        ``log_loading_stats``); ``samples_per_second`` is the last epoch's, else None.
+        """
+        epochs = [
+            {**asdict(s), "samples_per_second": s.samples_per_second}
+            for s in self.loader.get_stats()
+        ]
+        return {
+            "batch_size": self.config.batch_size,
+            "num_workers": self.config.num_workers,
+            "pin_memory": self.config.resolved_pin_memory,
+            "num_batches": len(self),
+            "num_samples": len(self.dataset) if hasattr(self.dataset, "__len__") else None,
+            "epochs": epochs,
+            "samples_per_second": epochs[-1]["samples_per_second"] if epochs else None,
+        }
+
+
+class DataLoaderFactory:
+    """Builds ``EfficientDataLoader``\\ s from a config plus option overrides."""
+
+    @staticmethod
+    def create_dataloader(
+        dataset: Any, config: DataLoaderConfig | None = None, **options: Any
+    ) -> EfficientDataLoader:
+        """A loader over ``dataset``; ``options`` are ``DataLoaderConfig`` fields to override.
+
+        Unknown option names raise ``ConfigError`` listing the valid ones.
+        """
+        return EfficientDataLoader(dataset, (config or DataLoaderConfig()).with_options(**options))
