@@ -15,22 +15,21 @@ T = TypeVar("T")
 
 def check_int(name: str, value: object, low: int, high: int | None = None) -> int:
     """``value`` as an int in ``[low, high]``, else a ConfigError naming the argument."""
-    valid = isinstance(value, int) and not isinstance(value, bool)
-    if not valid or value < low or (high is not None and value > high):  # type: ignore[operator]
+    too_high = high is not None and isinstance(value, int) and value > high
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or too_high:
         bound = f">= {low}" if high is None else f"between {low} and {high}"
         raise ConfigError(f"`{name}` must be an integer {bound}. Found: {value!r}.")
-    return int(value)  # type: ignore[call-overload]
+    return value
 
 
-def fresh_root(root: str | Path) -> Path:
-    """``root`` as a Path, created if missing; a ConfigError if it holds anything already."""
+def check_root(root: str | Path) -> Path:
+    """``root`` as a Path; a ConfigError if it exists and holds anything already."""
     path = Path(root)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise ConfigError(
             f"`root` must be a missing or empty folder, but `{path}` already holds files: "
             f"pick a new folder or delete it first (nothing is overwritten)."
         )
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -20,14 +20,14 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 DEFAULT_FONT = "pillow-default"  # stands for ``ImageFont.load_default`` wherever a path goes
 _PREFERRED = ("notosansregular", "dejavusans", "notoserifregular", "dejavuserif", "freesans")
-_STYLED = re.compile(
-    r"bold|italic|oblique|light|thin|black|heavy|medium|semi|extra|condensed|"
-    r"narrow|compressed|display|emoji|color|ui"
+_STYLED = re.compile(  # matched against the file name as written: "DejaVuSans-ExtraLight"
+    r"Bold|Italic|Oblique|Light|Thin|Black|Heavy|Medium|Semi|Extra|Condensed|Narrow|"
+    r"Compressed|Display|UI|Emoji|Color"
 )
 _CHECK_PX = 32  # size of the renderings compared to find which characters a font draws
 _EM = 0.9  # font size as a fraction of the frame: capitals fill about 2/3 of it
-_SUPERSAMPLE = 2  # glyphs are drawn at twice the frame size, then shrunk by the jitter
-_PEN = 7  # pen width in supersampled pixels (about 3 px in the frame)
+_GLYPH_PX = 190  # font size glyphs are traced at, whatever the frame size
+_PEN = 7  # pen width at that size: about 3 px in a 105 px frame
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
@@ -39,7 +39,7 @@ def find_fonts() -> list[str]:
         for ext in ("ttf", "otf", "ttc")
         for p in glob.glob(f"/usr/share/fonts/**/*.{ext}", recursive=True)
     }
-    regular = [p for p in paths if not _STYLED.search(stem(p)) and _loads(p)]
+    regular = [p for p in paths if not _STYLED.search(Path(p).stem) and _loads(p)]
     return sorted(regular, key=lambda p: (_rank(p), len(stem(p)), stem(p), p))
 
 
@@ -73,28 +73,31 @@ def drawable(path: str, codepoints: Iterable[int], seen: set[bytes]) -> list[str
 
 
 def render_glyph(path: str, text: str, size: int) -> Image.Image:
-    """``text`` as one pen stroke (ink 255 on 0), cropped to the ink, at twice the frame size."""
-    em = round(_SUPERSAMPLE * _EM * size)
-    mask = np.pad(np.asarray(_ink(load_font(path, em), text)) > 127, _PEN)
-    blobs = _grow(_shrink(mask, em // 14), em // 14)  # parts too thick to be one pen stroke
+    """``text`` traced with an even pen (ink 255 on 0), cropped to the ink: thin strokes along
+    their middle line, thick parts (dots, filled shapes) along their outline. The pen is at
+    least 2 px wide once shrunk into a ``size`` frame."""
+    pen = max(_PEN, 2 * math.ceil(_GLYPH_PX / (size * _EM)) + 1)
+    mask = np.pad(np.asarray(_ink(load_font(path, _GLYPH_PX), text)) > 127, pen)
+    radius = _GLYPH_PX // 14
+    blobs = _grow(_shrink(mask, radius), radius)  # parts too thick to be one pen stroke
     lines = skeleton(mask & ~(blobs & _shrink(mask, _PEN)))  # ... are drawn as their outline
     strokes = Image.fromarray(np.where(lines, 255, 0).astype(np.uint8))
-    strokes = strokes.filter(ImageFilter.MaxFilter(_PEN))
+    strokes = strokes.filter(ImageFilter.MaxFilter(pen))
     return strokes.crop(strokes.getbbox() or (0, 0, 1, 1))
 
 
 def jittered_drawing(glyph: Image.Image, size: int, rng: np.random.Generator) -> Image.Image:
     """One drawing of ``glyph``: random rotation, scale, shear, shift, wobble, pen width and
     rough edges, binarised to black (0) on white (255) and kept inside the frame."""
-    matrix = _random_matrix(rng)
+    matrix = _random_matrix(rng) * (size * _EM / _GLYPH_PX)
     matrix, centre = _place(glyph.size, matrix, size, rng)
     mesh = _mesh(glyph.size, matrix, centre, size, rng)
     ink = glyph.transform((size, size), Image.Transform.MESH, mesh, Image.Resampling.BILINEAR)
-    if rng.random() < 0.25:
-        ink = ink.filter(ImageFilter.MaxFilter(3))
-    gray = np.asarray(ink, dtype=np.float32)
+    if size >= 48 and rng.random() < 0.25:  # a broader pen
+        ink = ink.filter(ImageFilter.MaxFilter(2 * round(size / 105) + 1))
+    gray = np.asarray(ink, dtype=np.float64).copy()
     edge = (gray > 0) & (gray < 255)  # noise only roughens the stroke edges
-    gray = gray + edge * rng.normal(0.0, 30.0, gray.shape)
+    gray[edge] += rng.normal(0.0, 30.0, int(edge.sum()))
     return Image.fromarray(np.where(gray > rng.uniform(100, 140), 0, 255).astype(np.uint8))
 
 
@@ -139,12 +142,12 @@ def _grow(mask: np.ndarray, radius: int) -> np.ndarray:
 
 
 def _random_matrix(rng: np.random.Generator) -> np.ndarray:
-    """Forward 2x2 map from glyph to frame pixels: rotation, scale, shear and squash."""
+    """Random 2x2 map, about unit scale: rotation, scale, shear and squash."""
     angle = math.radians(rng.uniform(-12.0, 12.0))
     rotate = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     shear = np.array([[1.0, rng.uniform(-0.15, 0.15)], [0.0, 1.0]])
     squash = rng.uniform(0.92, 1.08)
-    scale = rng.uniform(0.8, 1.05) / _SUPERSAMPLE
+    scale = rng.uniform(0.8, 1.05)
     return np.asarray(scale * rotate @ shear @ np.diag([squash, 1.0 / squash]))
 
 
@@ -157,7 +160,7 @@ def _place(
     half = np.abs(corners @ matrix.T).max(axis=0)
     room = size / 2 - max(3.0, 0.07 * size)
     shrink = min(1.0, room / max(half.max(), 1e-6))
-    slack = np.minimum(room - half * shrink, 0.05 * size)
+    slack = np.clip(room - half * shrink, 0.0, 0.05 * size)
     return matrix * shrink, size / 2 + rng.uniform(-slack, slack)
 
 

@@ -11,9 +11,12 @@ import numpy as np
 
 from loadwise.errors import ConfigError
 from loadwise.testing import glyphs
-from loadwise.testing._common import check_int, fresh_root, run_jobs
+from loadwise.testing._common import check_int, check_root, run_jobs
 
 log = logging.getLogger(__name__)
+
+
+_Pool = tuple[str, str, list[str]]  # script name, font path, the characters it draws
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ class OmniglotTree:
 
 
 @dataclass(frozen=True)
-class _Alphabet:
+class Alphabet:
     """One planned alphabet: folder name, font path and the characters it draws."""
 
     name: str
@@ -123,27 +126,29 @@ def make_omniglot_tree(
 ) -> OmniglotTree:
     """Write ``alphabets x characters x drawings`` grayscale PNGs shaped like Omniglot
     (``root/<Alphabet>/characterNN/CCCC_DD.png``), the same bytes for the same arguments."""
-    for name, value in (("alphabets", alphabets), ("characters", characters)):
-        check_int(name, value, 1)
+    check_int("alphabets", alphabets, 1)
+    check_int("characters", characters, 1)
     check_int("drawings", drawings, 1)
     check_int("size", size, 16, 4096)
     check_int("seed", seed, 0)
     check_int("workers", workers, 1, 256)
+    path = check_root(root)
     plan = plan_alphabets(alphabets, characters)
-    path = fresh_root(root)
+    path.mkdir(parents=True, exist_ok=True)
     jobs = _jobs(path, plan, drawings, size, seed)
     run_jobs(_draw_character, jobs, workers)
     fonts = dict.fromkeys(glyphs.font_label(a.font) for a in plan)
     return OmniglotTree(path, tuple(a.name for a in plan), characters, drawings, ", ".join(fonts))
 
 
-def plan_alphabets(alphabets: int, characters: int) -> list[_Alphabet]:
+def plan_alphabets(alphabets: int, characters: int) -> list[Alphabet]:
     """Choose ``alphabets`` alphabets of ``characters`` distinct characters each: one per
     covered script, then further parts of big scripts ("Latin_2"), then two-glyph pairs."""
-    pools = _pools(alphabets, characters)
-    if sum(len(texts) // characters for _, _, texts in pools) < alphabets:
-        pools.append(_pairs(max(pools, key=lambda p: len(p[2])), alphabets, characters))
+    pools, biggest = _pools(alphabets, characters)
     parts = _allocate([len(texts) // characters for _, _, texts in pools], alphabets)
+    if sum(parts) < alphabets:  # single glyphs ran out
+        pools.append(_pairs(biggest, alphabets, characters))
+        parts.append(min(alphabets - sum(parts), len(pools[-1][2]) // characters))
     if sum(parts) < alphabets:
         raise ConfigError(
             f"`alphabets` x `characters` is more than the fonts on this machine can draw: "
@@ -154,29 +159,30 @@ def plan_alphabets(alphabets: int, characters: int) -> list[_Alphabet]:
         for part in range(count):
             label = name if part == 0 else f"{name}_{part + 1}"
             chosen = texts[part * characters : (part + 1) * characters]
-            plan.append(_Alphabet(label, font, tuple(chosen)))
+            plan.append(Alphabet(label, font, tuple(chosen)))
     return plan
 
 
-def _pools(alphabets: int, characters: int) -> list[tuple[str, str, list[str]]]:
+def _pools(alphabets: int, characters: int) -> tuple[list[_Pool], _Pool]:
     """(script, font, characters) for scripts with at least ``characters`` characters drawn,
-    in table order, stopping once there is one per alphabet asked for."""
+    in table order, stopping once there is one per alphabet asked for; and the biggest."""
     fonts = glyphs.find_fonts()
     if not fonts:
         log.warning("no fonts found (fc-list, /usr/share/fonts): drawing Pillow's default font")
         fonts = [glyphs.DEFAULT_FONT]
     seen: set[bytes] = set()
-    pools = []
+    pools: list[_Pool] = []
+    biggest: _Pool = ("Latin", fonts[0], [])
     for script in SCRIPTS:
         font, texts, seen_after = _best_font(script, _candidates(fonts, script), seen)
+        if len(texts) > len(biggest[2]):
+            biggest = (script.name, font, texts)
         if len(texts) >= characters:
             seen = seen_after
             pools.append((script.name, font, texts))
         if len(pools) == alphabets:
             break
-    if not pools:
-        raise ConfigError(f"`characters` is more than any font here can draw. Found: {characters}.")
-    return pools
+    return pools, biggest
 
 
 def _candidates(fonts: list[str], script: _Script) -> list[str]:
@@ -201,9 +207,7 @@ def _best_font(
     return best
 
 
-def _pairs(
-    pool: tuple[str, str, list[str]], alphabets: int, characters: int
-) -> tuple[str, str, list[str]]:
+def _pairs(pool: _Pool, alphabets: int, characters: int) -> _Pool:
     """Two-glyph characters ("ab") from the biggest pool, for when single glyphs run out."""
     name, font, singles = pool
     needed = alphabets * characters
@@ -230,7 +234,7 @@ def _allocate(capacities: list[int], wanted: int) -> list[int]:
     return parts
 
 
-def _jobs(root: Path, plan: list[_Alphabet], drawings: int, size: int, seed: int) -> list[_Job]:
+def _jobs(root: Path, plan: list[Alphabet], drawings: int, size: int, seed: int) -> list[_Job]:
     """One job per character, creating its folder; numbers run over the whole tree."""
     n_chars = len(plan[0].texts)
     width = max(2, len(str(n_chars)))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from loadwise.testing._common import check_int, fresh_root, run_jobs
+from loadwise.testing._common import check_int, check_root, run_jobs
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,9 @@ def make_photo_folder(
     check_int("seed", seed, 0)
     check_int("workers", workers, 1, 256)
     check_int("quality", quality, 1, 95)
+    path = check_root(root)
     names, kinds, source = _plan(classes)
-    path = fresh_root(root)
+    path.mkdir(parents=True, exist_ok=True)
     jobs = []
     for label, (name, kind) in enumerate(zip(names, kinds, strict=True)):
         (path / name).mkdir()
@@ -101,7 +102,7 @@ def _plan(classes: int) -> tuple[list[str], list[int | tuple[str, ...]], str]:
     return names, list(range(classes)), "rendered"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _skimage_photo(name: str) -> np.ndarray | None:
     """One bundled scikit-image photo as RGB uint8, or None if it cannot be had offline."""
     try:
@@ -138,26 +139,27 @@ def _crop(photos: tuple[str, ...], size: int, rng: np.random.Generator) -> Image
     side = max(8, int(min(h, w) * rng.uniform(0.35, 0.8)))
     top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
     image = Image.fromarray(photo[top : top + side, left : left + side])
-    image = image.resize((size, size), Image.Resampling.BILINEAR)
-    return _finish(np.asarray(image, dtype=np.float32) / 255.0, rng)
+    return _finish(image.resize((size, size), Image.Resampling.BILINEAR), rng)
 
 
 def _scene(label: int, size: int, rng: np.random.Generator) -> Image.Image:
     """A rendered scene of the family, palette and orientation belonging to ``label``."""
-    hue = (label * 0.381966 + rng.normal(0, 0.015)) % 1.0
-    angle = math.radians((label * 47) % 180 + rng.uniform(-10, 10))
+    cycle = label // len(_FAMILIES)  # classes sharing a family differ in hue and angle
+    hue = (label * 0.381966 + cycle * 0.5 + rng.normal(0, 0.015)) % 1.0
+    angle = math.radians((label * 47 + cycle * 60) % 180 + rng.uniform(-10, 10))
     freq = (4 + (label * 7) % 9) * rng.uniform(0.85, 1.15)
     family = _FAMILIES[label % len(_FAMILIES)]
     return _finish(family(_Canvas(size, hue, angle, freq, rng)), rng)
 
 
-def _finish(rgb: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """Photo-like final touches: mirror, exposure, sensor noise; float RGB to uint8 image."""
+def _finish(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Photo-like final touches: mirror, exposure and sensor noise."""
     if rng.random() < 0.5:
-        rgb = rgb[:, ::-1]
-    rgb = rgb * np.float32(rng.uniform(0.85, 1.15) * 255)
-    rgb += rng.standard_normal(rgb.shape, dtype=np.float32) * np.float32(4.0)
-    return Image.fromarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8), "RGB")
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    gain = rng.uniform(0.85, 1.15)
+    image = image.point(np.clip(np.arange(256) * gain, 0, 255).astype(np.uint8).tolist() * 3)
+    rgb = np.asarray(image, dtype=np.int16) + rng.integers(-6, 7, (*image.size[::-1], 3), np.int16)
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
 
 
 class _Canvas:
@@ -165,69 +167,77 @@ class _Canvas:
 
     def __init__(self, size: int, hue: float, angle: float, freq: float, rng: np.random.Generator):
         self.size, self.freq, self.rng = size, freq, rng
-        y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
-        self.x, self.y = x, y
+        self.x, self.y = x, y = _grid(size)
         self.u = x * math.cos(angle) + y * math.sin(angle)
         self.v = -x * math.sin(angle) + y * math.cos(angle)
         stops = ((hue, 0.7, 0.3), ((hue + 0.06) % 1, 0.75, 0.75), ((hue + 0.12) % 1, 0.3, 0.97))
-        rgb = np.array([colorsys.hsv_to_rgb(*s) for s in stops])
+        rgb = np.array([colorsys.hsv_to_rgb(*s) for s in stops]) * 255
         levels = np.linspace(0.0, 1.0, 256)
-        self.lut = np.stack([np.interp(levels, (0, 0.5, 1), rgb[:, i]) for i in range(3)], -1)
-        self.lut = self.lut.astype(np.float32)
+        lut = np.stack([np.interp(levels, (0, 0.5, 1), rgb[:, i]) for i in range(3)], -1)
+        self.palette = np.round(lut).astype(np.uint8).ravel()
 
-    def ramp(self, t: np.ndarray) -> np.ndarray:
-        """Map ``t`` in [0, 1] through the dark-mid-light palette to RGB floats."""
-        return self.lut[(np.clip(t, 0.0, 1.0) * 255).astype(np.uint8)]
+    def ramp(self, t: np.ndarray) -> Image.Image:
+        """Map ``t`` in [0, 1] through the dark-mid-light palette to an RGB image."""
+        image = Image.fromarray((np.clip(t, 0.0, 1.0) * 255).astype(np.uint8))
+        image.putpalette(self.palette.tobytes())
+        return image.convert("RGB")
 
     def smooth(self, octaves: int = 3) -> np.ndarray:
         """Perlin-ish fractal noise in [0, 1]: bicubic-upsampled random grids summed."""
         total = np.zeros((self.size, self.size), np.float32)
         for k in range(octaves):
             grid = self.rng.random((3 << k, 3 << k)).astype(np.float32)
-            up = Image.fromarray(grid, "F").resize((self.size, self.size), Image.Resampling.BICUBIC)
+            up = Image.fromarray(grid).resize((self.size, self.size), Image.Resampling.BICUBIC)
             total += np.asarray(up) / (1 << k)
         return (total - total.min()) / max(float(total.max() - total.min()), 1e-6)
 
     def color(self) -> tuple[int, int, int]:
         """A random palette color as 8-bit RGB, for shapes."""
-        rgb = self.ramp(np.array([self.rng.uniform(0.2, 1.0)]))[0]
-        return (int(rgb[0] * 255), int(rgb[1] * 255), int(rgb[2] * 255))
+        i = 3 * int(self.rng.integers(50, 256))
+        return (int(self.palette[i]), int(self.palette[i + 1]), int(self.palette[i + 2]))
 
 
-def _stripes(c: _Canvas) -> np.ndarray:
+@functools.lru_cache(maxsize=4)
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates in [0, 1): (x, y), each ``size x size`` float32."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    return x, y
+
+
+def _stripes(c: _Canvas) -> Image.Image:
     return c.ramp(0.5 + 0.45 * np.sin(2 * math.pi * c.freq * c.u + 3 * c.smooth(2)))
 
 
-def _clouds(c: _Canvas) -> np.ndarray:
+def _clouds(c: _Canvas) -> Image.Image:
     return c.ramp(c.smooth(5))
 
 
-def _rings(c: _Canvas) -> np.ndarray:
-    cx, cy = c.rng.uniform(0.2, 0.8, 2)
+def _rings(c: _Canvas) -> Image.Image:
+    cx, cy = c.rng.uniform(0.2, 0.8), c.rng.uniform(0.2, 0.8)
     r = np.hypot(c.x - cx, c.y - cy)
     return c.ramp(0.5 + 0.45 * np.sin(2 * math.pi * c.freq * r + 2 * c.smooth(2)))
 
 
-def _checks(c: _Canvas) -> np.ndarray:
+def _checks(c: _Canvas) -> Image.Image:
     cells = (np.floor(c.u * c.freq / 2) + np.floor(c.v * c.freq / 2)) % 2
     return c.ramp(0.15 + 0.6 * cells + 0.25 * c.smooth(3))
 
 
-def _waves(c: _Canvas) -> np.ndarray:
+def _waves(c: _Canvas) -> Image.Image:
     bend = 0.12 * np.sin(2 * math.pi * (c.freq / 3) * c.v + c.rng.uniform(0, 6.3))
     return c.ramp(0.5 + 0.45 * np.sin(2 * math.pi * c.freq * (c.u + bend)))
 
 
-def _dots(c: _Canvas) -> np.ndarray:
-    fu, fv = (c.u * c.freq) % 1 - 0.5, (c.v * c.freq) % 1 - 0.5
+def _dots(c: _Canvas) -> Image.Image:
+    fu, fv = c.u * c.freq, c.v * c.freq
+    fu, fv = fu - np.floor(fu) - 0.5, fv - np.floor(fv) - 0.5
     inside = np.clip((c.rng.uniform(0.25, 0.38) - np.hypot(fu, fv)) * 20, 0, 1)
     return c.ramp(0.1 + 0.8 * inside * (0.6 + 0.4 * c.smooth(2)))
 
 
-def _shapes(c: _Canvas, polygons: bool) -> np.ndarray:
+def _shapes(c: _Canvas, polygons: bool) -> Image.Image:
     base = c.ramp(0.15 * c.smooth(2) + (0.05 if polygons else 0.5 * c.y + 0.3))
-    image = Image.fromarray((base * 255).astype(np.uint8), "RGB")
-    draw, s = ImageDraw.Draw(image), c.size
+    draw, s = ImageDraw.Draw(base), c.size
     for _ in range(int(c.rng.integers(6, 14))):
         if polygons:
             points = [tuple(p) for p in (c.rng.uniform(-0.1, 1.1, (3, 2)) * s).tolist()]
@@ -236,10 +246,10 @@ def _shapes(c: _Canvas, polygons: bool) -> np.ndarray:
             x0, y0 = c.rng.uniform(-0.1, 0.9, 2) * s
             w, h = c.rng.uniform(0.08, 0.35, 2) * s
             draw.ellipse((x0, y0, x0 + w, y0 + h), fill=c.color())
-    return np.asarray(image, dtype=np.float32) / 255.0
+    return base
 
 
-_FAMILIES: tuple[Callable[[_Canvas], np.ndarray], ...] = (
+_FAMILIES: tuple[Callable[[_Canvas], Image.Image], ...] = (
     _stripes,
     lambda c: _shapes(c, polygons=False),
     lambda c: _shapes(c, polygons=True),
