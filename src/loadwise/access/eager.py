@@ -101,6 +101,7 @@ def _load_shared(
                         -1
                     )
                     cursor[key] += chunk.nbytes
+                    del chunk, view  # release the views so the shard can be unmapped
         finally:
             shard.close()
     return tensors
@@ -132,5 +133,5 @@ def _shard_buffers(
 
 
 def _shared_uint8(size: int) -> torch.Tensor:
-    """An uninitialised byte tensor in shared memory (never touched before sharing)."""
+    """A byte tensor in shared memory (``share_memory_`` moves it into a new segment)."""
     return torch.empty(size, dtype=torch.uint8).share_memory_()

@@ -97,15 +97,14 @@ def process_memory(pid: int | None = None, include_children: bool = True) -> Tre
     they are being read are left out; a ``pid`` that does not exist is a ``ConfigError``.
     """
     root = _process(pid)
-    members = [(root, "main")]
-    if include_children:
-        members += [(child, "worker") for child in _children(root)]
-    readings = [_read(proc, role) for proc, role in members]
-    if readings[0] is None:
+    main = _read(root, "main")
+    if main is None:
         raise ConfigError(f"process {root.pid} exited while its memory was being read.")
-    found = tuple(r[0] for r in readings if r is not None)
-    exact = all(r[1] for r in readings if r is not None)
-    return TreeMemory(found, exact_pss=exact)
+    readings: list[tuple[ProcessMemory, bool] | None] = [main]
+    if include_children:
+        readings += [_read(child, "worker") for child in _children(root)]
+    found = [r for r in readings if r is not None]
+    return TreeMemory(tuple(r[0] for r in found), exact_pss=all(r[1] for r in found))
 
 
 class PeakMemory:
@@ -113,7 +112,10 @@ class PeakMemory:
 
     ``baseline_pss`` is taken on entry, ``peak_pss`` is the highest total PSS seen between
     entry and exit (per role in ``peak_by_role``), ``samples`` counts the snapshots taken.
-    Workers that exit between samples are simply absent from later ones::
+    A snapshot costs about 2 ms per 100 MB resident per process (the kernel walks the page
+    tables), so sampling slows down when needed to keep its CPU time under ``max_cpu`` of one
+    core (1.0: every ``interval`` whatever it costs). Workers that exit between samples are
+    simply absent from later ones::
 
         with PeakMemory() as memory:
             for batch in loader: ...
@@ -121,11 +123,19 @@ class PeakMemory:
     """
 
     def __init__(
-        self, pid: int | None = None, *, interval: float = 0.05, include_children: bool = True
+        self,
+        pid: int | None = None,
+        *,
+        interval: float = 0.05,
+        max_cpu: float = 0.1,
+        include_children: bool = True,
     ) -> None:
         if not interval > 0:
             raise ConfigError(f"`interval` must be positive. Found: {interval!r}.")
+        if not 0 < max_cpu <= 1:
+            raise ConfigError(f"`max_cpu` must be in (0, 1]. Found: {max_cpu!r}.")
         self.pid, self.interval, self.include_children = pid, interval, include_children
+        self._idle_per_busy = 1 / max_cpu - 1
         self.baseline: TreeMemory | None = None
         self.peak: TreeMemory | None = None
         self.peak_rss = 0
@@ -133,6 +143,7 @@ class PeakMemory:
         self.error: BaseException | None = None
         self._peak_by_role: dict[str, int] = {}
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # ``sample`` may also be called from the caller's thread
         self._thread: threading.Thread | None = None
 
     @property
@@ -146,7 +157,8 @@ class PeakMemory:
     @property
     def peak_by_role(self) -> MappingProxyType[str, int]:
         """Highest total PSS seen for each role, each at its own moment."""
-        return MappingProxyType(dict(self._peak_by_role))
+        with self._lock:
+            return MappingProxyType(dict(self._peak_by_role))
 
     def __enter__(self) -> PeakMemory:
         self._stop.clear()
@@ -170,19 +182,24 @@ class PeakMemory:
     def sample(self) -> TreeMemory:
         """Take one snapshot now and fold it into the peaks."""
         snapshot = process_memory(self.pid, self.include_children)
-        self.samples += 1
-        if self.peak is None or snapshot.total_pss > self.peak.total_pss:
-            self.peak = snapshot
-        self.peak_rss = max(self.peak_rss, snapshot.total_rss)
-        for role in {p.role for p in snapshot.processes}:
-            pss = snapshot.role_pss(role)
-            self._peak_by_role[role] = max(self._peak_by_role.get(role, 0), pss)
+        with self._lock:
+            self.samples += 1
+            if self.peak is None or snapshot.total_pss > self.peak.total_pss:
+                self.peak = snapshot
+            self.peak_rss = max(self.peak_rss, snapshot.total_rss)
+            for role in {p.role for p in snapshot.processes}:
+                pss = snapshot.role_pss(role)
+                self._peak_by_role[role] = max(self._peak_by_role.get(role, 0), pss)
         return snapshot
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        pause = self.interval
+        while not self._stop.wait(pause):
+            started = time.thread_time()  # CPU time: a busy machine does not slow sampling
             if not self._try_sample():
                 return
+            busy = time.thread_time() - started
+            pause = max(self.interval, self._idle_per_busy * busy)
 
     def _try_sample(self) -> bool:
         """Sample; if the watched process itself is gone, keep the error and stop."""
@@ -199,7 +216,7 @@ class PeakMemory:
             "baseline_pss": self.baseline_pss,
             "peak_pss": self.peak_pss,
             "peak_rss": self.peak_rss,
-            "peak_by_role": dict(self._peak_by_role),
+            "peak_by_role": dict(self.peak_by_role),
             "samples": self.samples,
         }
 
@@ -225,7 +242,11 @@ def _read(proc: psutil.Process, role: str) -> tuple[ProcessMemory, bool] | None:
         return _from_rollup(proc.pid, role, rollup), True
     try:
         info = proc.memory_full_info()
-    except psutil.Error:
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.AccessDenied:
+        if role == "main":
+            raise ConfigError(f"no permission to read the memory of process {proc.pid}.") from None
         return None
     uss = int(getattr(info, "uss", info.rss))
     pss = getattr(info, "pss", None)
