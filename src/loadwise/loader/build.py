@@ -31,9 +31,16 @@ class EpochBatchSampler(Sampler[np.ndarray]):
     """Index batches of one epoch: ``order(epoch)``, this rank's share, cut into batches."""
 
     def __init__(
-        self, order: OrderFn, batch_size: int, drop_last: bool, rank: int = 0, world: int = 1
+        self,
+        order: OrderFn,
+        num_samples: int,
+        batch_size: int,
+        drop_last: bool,
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
-        self._order, self.batch_size, self.drop_last = order, batch_size, drop_last
+        self._order, self.num_samples = order, num_samples
+        self.batch_size, self.drop_last = batch_size, drop_last
         self.rank, self.world, self.epoch = rank, world, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -44,7 +51,7 @@ class EpochBatchSampler(Sampler[np.ndarray]):
         yield from batches(mine, self.batch_size, self.drop_last)
 
     def __len__(self) -> int:
-        n = len(partition(self._order(0), self.rank, self.world))
+        n = math.ceil(self.num_samples / self.world)  # partition pads ranks to equal length
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
 
@@ -152,7 +159,7 @@ class Loader:
             order: OrderFn = lambda e: order_of(e, cfg.generator_seed, cfg.shuffle)  # noqa: E731
         else:
             order = lambda e: epoch_order(n, cfg.generator_seed, e, cfg.shuffle)  # noqa: E731
-        return EpochBatchSampler(order, cfg.batch_size, cfg.drop_last, self.rank, self.world)
+        return EpochBatchSampler(order, n, cfg.batch_size, cfg.drop_last, self.rank, self.world)
 
     def _dataloader(self) -> DataLoader[Any]:
         cfg = self.config

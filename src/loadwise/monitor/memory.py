@@ -119,7 +119,7 @@ class PeakMemory:
 
         with PeakMemory() as memory:
             for batch in loader: ...
-        print(memory.peak_pss - memory.baseline_pss)
+        growth = memory.peak_pss - memory.baseline_pss
     """
 
     def __init__(
