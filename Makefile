@@ -6,8 +6,10 @@ TORCH_SPEC ?= torch==2.13.0
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
+BENCH_ARGS ?=
 
-.PHONY: setup demo test check lint format clean
+.PHONY: setup demo test test-slow bench check lint format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +19,10 @@ $(STAMP): $(PY) pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
 setup: $(STAMP)
 
 demo: $(STAMP)
@@ -24,6 +30,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The long fault-injection trials (resume, bit flips, pack kills) that `make test` samples.
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+# Benchmarks against baselines measured in the same run; `make bench BENCH_ARGS=--quick`.
+bench: $(BENCH_STAMP)
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests examples
