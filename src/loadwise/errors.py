@@ -8,7 +8,9 @@
     ├── ModeError            an unknown access mode, or one that cannot serve this dataset
     ├── SampleIndexError     a sample index out of range (also an ``IndexError``)
     ├── MissingExtraError    an optional dependency is not installed; names the extra
+    ├── WorkerError          a DataLoader worker died or timed out; names it and its samples
     └── ConfigError          an argument is out of range; names it and the valid values
+        └── ResumeError      a saved loader state does not fit this loader
 
 Messages name the thing (file, shard, sample, argument) and say what to do next.
 """
@@ -50,3 +52,11 @@ class ConfigError(LoadwiseError, ValueError):
 
 class SampleIndexError(LoadwiseError, IndexError):
     """A sample index is out of range; an ``IndexError`` so sequence iteration stops on it."""
+
+
+class WorkerError(LoadwiseError, RuntimeError):
+    """A DataLoader worker died (signal, OOM kill) or timed out; names it and its samples."""
+
+
+class ResumeError(ConfigError):
+    """A saved loader state cannot resume this loader (other data, seed or world size)."""

@@ -18,7 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
+from loadwise.errors import ResumeError
 from loadwise.loader.config import DataLoaderConfig
+from loadwise.loader.faults import worker_failure
+from loadwise.loader.state import LoaderState
 from loadwise.sampling.order import batches, epoch_order, partition
 from loadwise.sampling.ranks import distributed_rank
 
@@ -28,7 +31,11 @@ OrderFn = Callable[[int], np.ndarray]
 
 
 class EpochBatchSampler(Sampler[np.ndarray]):
-    """Index batches of one epoch: ``order(epoch)``, this rank's share, cut into batches."""
+    """Index batches of one epoch: ``order(epoch)``, this rank's share, cut into batches.
+
+    ``set_epoch(epoch, start)`` skips the first ``start`` samples of the share (a resume);
+    the batches of the running epoch are kept in ``current`` to name them in errors.
+    """
 
     def __init__(
         self,
@@ -38,20 +45,32 @@ class EpochBatchSampler(Sampler[np.ndarray]):
         drop_last: bool,
         rank: int = 0,
         world: int = 1,
+        pad_ranks: bool = True,
     ) -> None:
         self._order, self.num_samples = order, num_samples
         self.batch_size, self.drop_last = batch_size, drop_last
-        self.rank, self.world, self.epoch = rank, world, 0
+        self.rank, self.world, self.pad_ranks = rank, world, pad_ranks
+        self.epoch, self.start = 0, 0
+        self.current: list[np.ndarray] = []
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    @property
+    def share(self) -> int:
+        """Samples in this rank's share of an epoch (equal on every rank)."""
+        if self.pad_ranks:
+            return math.ceil(self.num_samples / self.world)
+        return self.num_samples // self.world
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        mine = partition(self._order(self.epoch), self.rank, self.world)
-        yield from batches(mine, self.batch_size, self.drop_last)
+        order = self._order(self.epoch)
+        mine = partition(order, self.rank, self.world, drop_last=not self.pad_ranks)
+        self.current = batches(mine[self.start :], self.batch_size, self.drop_last)
+        yield from self.current
 
     def __len__(self) -> int:
-        n = math.ceil(self.num_samples / self.world)  # partition pads ranks to equal length
+        n = max(self.share - self.start, 0)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
 
@@ -89,36 +108,92 @@ class EpochStats:
 
 
 class Loader:
-    """Iterates batches epoch after epoch; each new iteration starts the next epoch."""
+    """Iterates batches epoch after epoch; each new iteration starts the next epoch.
+
+    ``state_dict()`` / ``load_state_dict()`` save and restore the position within the
+    epochs, so a restarted run yields exactly the samples not yet yielded.
+    """
 
     def __init__(self, dataset: Any, config: DataLoaderConfig) -> None:
         self.dataset, self.config = dataset, config
         self.rank, self.world = distributed_rank()
         self.epoch, self._next_epoch = 0, 0
+        self._start, self._position, self._running = 0, 0, False
         self.stats: list[EpochStats] = []
         self.sampler = self._sampler()
         self.dataloader = self._dataloader()
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration run ``epoch``; its order depends only on seed and epoch."""
-        self._next_epoch = epoch
+        self._next_epoch, self._start = epoch, 0
 
     def __len__(self) -> int:
         return len(self.dataloader)
 
     def __iter__(self) -> Iterator[Any]:
         self.epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
+        self._position, self._start = self._start, 0
         if isinstance(self.sampler, EpochBatchSampler):
-            self.sampler.set_epoch(self.epoch)
-        batches_iter = (self._to_device(b) for b in self.dataloader)
-        if not (self.config.enable_monitoring or self.config.log_loading_stats):
-            yield from batches_iter
-            return
-        yield from self._timed(batches_iter)
+            self.sampler.set_epoch(self.epoch, self._position)
+        self._running = True
+        batches_iter = (self._to_device(b) for b in self._delivered())
+        if self.config.enable_monitoring or self.config.log_loading_stats:
+            batches_iter = self._timed(batches_iter)
+        yield from batches_iter
+        self._running = False
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this loader is: epoch and samples of this rank's share already yielded.
+
+        Plain numbers, for ``torch.save`` inside a training checkpoint. Taken between
+        epochs it points at the start of the next one.
+        """
+        sampler = self._resumable()
+        running = self._running and self._position < sampler.share
+        epoch = self.epoch if running else self._next_epoch
+        position = self._position if running else self._start
+        return self._state(epoch, position).to_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue where ``state`` was taken: the next iteration yields exactly the rest.
+
+        A different batch size or worker count is fine; a different dataset size, seed,
+        shuffle, rank or world size is refused with ``ResumeError``.
+        """
+        saved = LoaderState.from_dict(state)
+        sampler = self._resumable()
+        saved.check_fits(self._state(0, 0))
+        if saved.position >= sampler.share:
+            self._next_epoch, self._start = saved.epoch + 1, 0
+        else:
+            self._next_epoch, self._start = saved.epoch, saved.position
+        sampler.set_epoch(self._next_epoch, self._start)  # so len() counts what is left
+        self._running = False
 
     def get_stats(self) -> list[EpochStats]:
         """Per-epoch timings recorded so far (empty unless monitoring is on)."""
         return list(self.stats)
+
+    def _delivered(self) -> Iterator[Any]:
+        """The DataLoader's batches, counting samples handed out; worker deaths explained."""
+        iterator = iter(self.dataloader)
+        sampler = self.sampler if isinstance(self.sampler, EpochBatchSampler) else None
+        delivered = 0
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except RuntimeError as exc:
+                known = sampler.current if sampler is not None else []
+                failure = worker_failure(exc, iterator, known, self.epoch, self._position)
+                if failure is None:
+                    raise
+                raise failure from exc
+            delivered += 1
+            if sampler is not None:
+                self._position = min(sampler.start + delivered * sampler.batch_size, sampler.share)
+            yield batch
 
     def _timed(self, source: Iterator[Any]) -> Iterator[Any]:
         started, waited, count, samples = time.perf_counter(), 0.0, 0, 0
@@ -143,6 +218,23 @@ class Loader:
                 100 * stats.wait_seconds / max(stats.seconds, 1e-9),
             )
 
+    def _state(self, epoch: int, position: int) -> LoaderState:
+        cfg = self.config
+        return LoaderState(
+            epoch=epoch, position=position, num_samples=len(self.dataset),
+            seed=cfg.generator_seed, shuffle=cfg.shuffle, rank=self.rank, world=self.world,
+            pad_ranks=cfg.pad_ranks,
+        )  # fmt: skip
+
+    def _resumable(self) -> EpochBatchSampler:
+        if not isinstance(self.sampler, EpochBatchSampler):
+            raise ResumeError(
+                "this loader cannot save or restore its position: it iterates a custom "
+                "sampler or an IterableDataset whose order loadwise does not control. Use "
+                "a loadwise dataset or a map-style dataset without `custom_sampler`."
+            )
+        return self.sampler
+
     def _sampler(self) -> Sampler[Any] | None:
         """Ours (seeded, per epoch) unless the user brought one or the dataset iterates itself."""
         cfg = self.config
@@ -159,7 +251,9 @@ class Loader:
             order: OrderFn = lambda e: order_of(e, cfg.generator_seed, cfg.shuffle)  # noqa: E731
         else:
             order = lambda e: epoch_order(n, cfg.generator_seed, e, cfg.shuffle)  # noqa: E731
-        return EpochBatchSampler(order, n, cfg.batch_size, cfg.drop_last, self.rank, self.world)
+        return EpochBatchSampler(
+            order, n, cfg.batch_size, cfg.drop_last, self.rank, self.world, cfg.pad_ranks
+        )
 
     def _dataloader(self) -> DataLoader[Any]:
         cfg = self.config
@@ -170,6 +264,7 @@ class Loader:
             "persistent_workers": cfg.resolved_persistent_workers,
             "prefetch_factor": cfg.prefetch_factor if cfg.num_workers > 0 else None,
             "generator": torch.Generator().manual_seed(cfg.generator_seed),
+            "timeout": cfg.timeout if cfg.num_workers > 0 else 0,
         }
         if _batched(self.dataset, cfg):
             view = _BatchesOf(self.dataset)

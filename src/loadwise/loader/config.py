@@ -22,6 +22,9 @@ class DataLoaderConfig:
     instead of one ``__getitem__`` per sample. ``generator_seed`` fixes the sample order.
     ``enable_monitoring`` records per-epoch timings (``Loader.get_stats``);
     ``log_loading_stats`` also logs them at the end of each epoch.
+    ``timeout`` (seconds, 0 = none) bounds the wait for one batch from a worker.
+    ``pad_ranks``: with ``torch.distributed``, ranks get equal shares by repeating the first
+    samples of the epoch (default) or, when False, by dropping the last few.
     """
 
     batch_size: int = 32
@@ -41,9 +44,13 @@ class DataLoaderConfig:
     enable_monitoring: bool = False
     log_loading_stats: bool = False
     device: str | None = None
+    timeout: float = 0.0
+    pad_ranks: bool = True
 
     def __post_init__(self) -> None:
         _at_least("batch_size", self.batch_size, 1)
+        if not self.timeout >= 0:
+            raise ConfigError(f"`timeout` is in seconds, >= 0 (0 = none). Found: {self.timeout!r}.")
         _at_least("num_workers", self.num_workers, 0)
         if self.prefetch_factor is not None:
             _at_least("prefetch_factor", self.prefetch_factor, 1)

@@ -1,0 +1,69 @@
+"""Turn torch's "worker died" and "timed out" errors into ones that say what was lost.
+
+torch reports a dead worker by pid only. The loader knows which batch it sent to which
+worker (torch's iterator keeps that table), so the error can name the worker, the batch
+and its first samples: enough to find a poisoned sample or an OOM-sized batch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from loadwise.errors import WorkerError
+
+_DIED = re.compile(r"DataLoader worker \(pids?(?:\(s\))? ([\d, ]+)\)")
+_SHOWN = 8
+
+
+def worker_failure(
+    exc: RuntimeError, iterator: Any, batches: Sequence[np.ndarray], epoch: int, position: int
+) -> WorkerError | None:
+    """A ``WorkerError`` for torch's worker failure ``exc``, or None if it is something else."""
+    text = str(exc)
+    died = _DIED.search(text)
+    timed_out = "timed out" in text
+    if died is None and not timed_out:
+        return None
+    workers = [getattr(w, "pid", None) for w in getattr(iterator, "_workers", [])]
+    pids = [int(p) for p in re.findall(r"\d+", died.group(1))] if died else []
+    ids = [workers.index(p) for p in pids if p in workers]
+    pending = _pending(iterator, ids)
+    who = (
+        ", ".join(f"worker {i} (pid {workers[i]})" for i in ids)
+        if ids
+        else (f"pid {', '.join(map(str, pids))}" if pids else "a worker")
+    )
+    what = "timed out" if timed_out else "died (killed by a signal or the out-of-memory killer?)"
+    lost = "; ".join(_describe(k, batches) for k in pending) or "no batch was in flight"
+    return WorkerError(
+        f"DataLoader {who} {what} in epoch {epoch} after {position} samples were delivered; "
+        f"batches in flight: {lost}. Resume from your last `state_dict()` checkpoint; if it "
+        f"recurs at the same samples, check them (or give the workers more memory or time)."
+    )
+
+
+def _pending(iterator: Any, worker_ids: list[int]) -> list[int]:
+    """Batch numbers sent to these workers (or awaited, if none known) and not received."""
+    tasks: dict[int, tuple[Any, ...]] = dict(getattr(iterator, "_task_info", {}) or {})
+    waiting = [k for k, info in tasks.items() if len(info) == 1]
+    mine = [k for k in waiting if worker_ids and _worker_of(tasks[k]) in worker_ids]
+    if mine:
+        return sorted(mine)
+    awaited = getattr(iterator, "_rcvd_idx", None)
+    return [awaited] if isinstance(awaited, int) and awaited in tasks else sorted(waiting)[:1]
+
+
+def _worker_of(info: tuple[Any, ...]) -> int:
+    return int(info[0])
+
+
+def _describe(number: int, batches: Sequence[np.ndarray]) -> str:
+    if not 0 <= number < len(batches):
+        return f"batch {number}"
+    indices = np.asarray(batches[number]).tolist()
+    shown = ", ".join(map(str, indices[:_SHOWN])) + (", ..." if len(indices) > _SHOWN else "")
+    return f"batch {number} (samples [{shown}])"
