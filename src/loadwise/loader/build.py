@@ -127,6 +127,11 @@ class Loader:
         """Make the next iteration run ``epoch``; its order depends only on seed and epoch."""
         self._next_epoch, self._start = epoch, 0
 
+    @property
+    def next_epoch(self) -> int:
+        """The epoch the next iteration runs (after ``load_state_dict``: the resumed one)."""
+        return self._next_epoch
+
     def __len__(self) -> int:
         return len(self.dataloader)
 
