@@ -47,10 +47,11 @@ def main() -> int:
                     dist.all_reduce(torch.ones(1))  # ranks step together, as under DDP
                 _save(checkpoint, {"loader": loader.state_dict(), "consumed": consumed})
                 step += 1
-                print(f"step {step}", flush=True)
+                sys.stdout.write(f"step {step}\n")
+                sys.stdout.flush()
                 time.sleep(args.step_seconds)
     except WorkerError as exc:
-        print(f"WorkerError: {exc}", file=sys.stderr, flush=True)
+        sys.stderr.write(f"WorkerError: {exc}\n")
         return 3
     Path(args.done).write_text(json.dumps(consumed))
     if args.world > 1:

@@ -70,7 +70,8 @@ def _launch(data: Path, trial: Trial, work: Path, port: int) -> list[subprocess.
             "--workers", str(trial.workers), "--shuffle", str(int(trial.shuffle)),
             "--seed", str(trial.seed), "--batch-size", str(BATCH), "--epochs", str(EPOCHS),
             "--rank", str(rank), "--world", str(trial.world), "--port", str(port),
-            "--checkpoint", str(work / f"ckpt-{rank}.json"), "--done", str(work / f"done-{rank}.json"),
+            "--checkpoint", str(work / f"ckpt-{rank}.json"),
+            "--done", str(work / f"done-{rank}.json"),
         ]  # fmt: skip
         procs.append(
             subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -113,7 +114,9 @@ def run_trial(data: Path, trial: Trial, work: Path, rng: random.Random) -> None:
     kill_at = rng.randint(1, EPOCHS * steps_per_epoch - 2)
     procs = _launch(data, trial, work, _free_port())
     reached = _wait_for_step(procs[0], kill_at, time.monotonic() + 90)
-    assert reached, f"{trial}: step {kill_at} never came: {procs[0].stderr.read() if procs[0].stderr else ''}"
+    assert reached, (
+        f"{trial}: step {kill_at} never came: {procs[0].stderr.read() if procs[0].stderr else ''}"
+    )
     _kill(procs, trial)
     before = {r: json.loads((work / f"ckpt-{r}.json").read_text()) for r in range(trial.world)}
     resumed = _launch(data, trial, work, _free_port())

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from loadwise.errors import LoadwiseError, SampleIndexError
+from loadwise.format.blocks import BlockVerifier
 from loadwise.format.codecs import decode_image
 from loadwise.format.reader import check_policy, read_manifest, verify_file
 from loadwise.format.spec import FieldSpec, Manifest
@@ -37,6 +38,8 @@ class PackedBase:
     """What every mode shares: the manifest, field selection, batch assembly, pickling."""
 
     mode: ClassVar[str]
+    #: True where the whole content is hashed while loading (eager), so reads need no checks.
+    verifies_on_load: ClassVar[bool] = False
 
     def __init__(
         self, root: str | Path, *, fields: Sequence[str] | None = None, verify: str = "first_use"
@@ -47,6 +50,7 @@ class PackedBase:
         names = [f.name for f in self.manifest.fields] if fields is None else list(fields)
         self.fields: tuple[FieldSpec, ...] = tuple(self.manifest.field(n) for n in names)
         self._storage: Storage | None = None
+        self._blocks: BlockVerifier | None = None
         self._closed = False
         if self.verify == "open":
             for shard in self.manifest.shards:
@@ -59,6 +63,8 @@ class PackedBase:
         """A whole batch as ``{field: tensor or list}`` plus ``index``, one gather per field."""
         idx = self._checked(indices)
         storage = self.storage()
+        if self._blocks is not None:
+            self._blocks.require(idx)
         batch = {spec.name: _field_batch(spec, storage, idx) for spec in self.fields}
         batch["index"] = torch.from_numpy(idx)
         return batch
@@ -70,12 +76,17 @@ class PackedBase:
     def storage(self) -> Storage:
         """This process's storage, created on first use (after a fork, in each worker)."""
         if self._storage is None:
+            if self.verify == "first_use" and not self.verifies_on_load:
+                self._blocks = BlockVerifier(self.root, self.manifest, self.fields)
             self._storage = self._open_storage()
         return self._storage
 
     def close(self) -> None:
         """Release files and memory; reading afterwards raises."""
         self._closed = True
+        if self._blocks is not None:
+            self._blocks.close()
+            self._blocks = None
         if self._storage is not None:
             self._storage.close()
             self._storage = None
@@ -88,7 +99,7 @@ class PackedBase:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_storage"] = None
+        state["_storage"] = state["_blocks"] = None
         return state
 
     def __repr__(self) -> str:

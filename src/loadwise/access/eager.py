@@ -7,6 +7,7 @@ because reads never touch per-sample Python objects.
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Sequence
@@ -14,14 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import xxhash
 
 from loadwise.access.base import PackedDataset, Storage
 from loadwise.access.budget import available_memory, stored_bytes
-from loadwise.errors import ModeError
-from loadwise.format.reader import MappedShard
-from loadwise.format.spec import FieldSpec, Manifest
+from loadwise.errors import IntegrityError, ModeError
+from loadwise.format.reader import check_layout, check_offsets, check_size
+from loadwise.format.spec import FieldSpec, Manifest, ShardSpec
 
 log = logging.getLogger(__name__)
+_SCRATCH = 4 * 2**20
 
 
 class SharedStorage:
@@ -56,6 +59,7 @@ class EagerDataset(PackedDataset):
     """The whole dataset in RAM, one shared copy: the fastest reads, paid for at open."""
 
     mode = "eager"
+    verifies_on_load = True
 
     def __init__(
         self, root: str | Path, *, fields: Sequence[str] | None = None, verify: str = "first_use"
@@ -87,24 +91,99 @@ class EagerDataset(PackedDataset):
 def _load_shared(
     root: Path, manifest: Manifest, fields: Sequence[FieldSpec], verify: bool
 ) -> dict[str, torch.Tensor]:
-    """Copy each field of every shard into one shared-memory tensor per buffer."""
+    """Read each field of every shard straight into one shared-memory tensor per buffer.
+
+    Plain reads (no memory map), so the opening peak is the data plus a small scratch
+    buffer; with ``verify`` the whole file is hashed on the way, gaps included.
+    """
     sizes = _buffer_sizes(manifest, fields)
     tensors = {key: _shared_uint8(size) for key, size in sizes.items()}
     cursor = dict.fromkeys(sizes, 0)
-    for shard_spec in manifest.shards:
-        shard = MappedShard(root, shard_spec, manifest.fields, verify)
-        try:
-            for spec in fields:
-                for key, chunk in _shard_buffers(shard, spec, cursor):
-                    view = tensors[key].numpy()
-                    view[cursor[key] : cursor[key] + chunk.nbytes] = chunk.view(np.uint8).reshape(
-                        -1
-                    )
-                    cursor[key] += chunk.nbytes
-                    del chunk, view  # release the views so the shard can be unmapped
-        finally:
-            shard.close()
+    for shard in manifest.shards:
+        path = root / shard.name
+        check_size(path, shard)
+        check_layout(shard, manifest.fields)
+        targets, offsets = _targets(shard, fields, tensors, cursor)
+        with io.FileIO(path, "r") as handle:
+            digest = _read_shard(handle, shard, targets, verify)
+        if verify and digest != shard.xxh3_64:
+            raise IntegrityError(
+                f"shard `{shard.name}` in `{root}` fails its checksum (xxh3_64 {digest}, "
+                f"manifest {shard.xxh3_64}): its content is damaged; re-run `loadwise pack`."
+            )
+        for spec, raw in offsets:
+            check_offsets(raw, shard, spec.name, shard.buffers[spec.name]["data"].length)
+            _place_offsets(tensors[f"{spec.name}.offsets"].numpy(), raw, spec, cursor)
+        for key, _, target in targets:
+            if key in cursor:
+                cursor[key] += len(target)
     return tensors
+
+
+_Target = tuple[str, int, np.ndarray]  # buffer key, offset in the file, destination bytes
+
+
+def _targets(
+    shard: ShardSpec,
+    fields: Sequence[FieldSpec],
+    tensors: dict[str, torch.Tensor],
+    cursor: dict[str, int],
+) -> tuple[list[_Target], list[tuple[FieldSpec, np.ndarray]]]:
+    """Where each selected buffer of ``shard`` goes: its slot in the shared tensors, or for
+    offsets a small array, rebased later onto the data already loaded."""
+    targets: list[_Target] = []
+    offsets: list[tuple[FieldSpec, np.ndarray]] = []
+    for spec in fields:
+        spans = shard.buffers[spec.name]
+        key = f"{spec.name}.values" if spec.kind == "array" else f"{spec.name}.data"
+        span = spans["values" if spec.kind == "array" else "data"]
+        slot = tensors[key].numpy()[cursor[key] : cursor[key] + span.length]
+        targets.append((key, span.offset, slot))
+        if spec.kind != "array":
+            raw = np.empty(spans["offsets"].length // 8, dtype=np.int64)
+            targets.append((f"{spec.name}#offsets", spans["offsets"].offset, raw.view(np.uint8)))
+            offsets.append((spec, raw))
+    return sorted(targets, key=lambda t: t[1]), offsets
+
+
+def _read_shard(handle: io.FileIO, shard: ShardSpec, targets: list[_Target], verify: bool) -> str:
+    """Read the targets in file order; hash every byte (gaps too) when verifying."""
+    digest = xxhash.xxh3_64()
+    position = 0
+    for _, offset, target in [*targets, ("", shard.num_bytes, np.empty(0, np.uint8))]:
+        if verify:
+            handle.seek(position)
+            while position < offset:  # bytes no target wants: Arrow metadata, other fields
+                gap = handle.read(min(offset - position, _SCRATCH))
+                if not gap:
+                    raise IntegrityError(f"shard `{shard.name}` ended early while loading.")
+                digest.update(gap)
+                position += len(gap)
+        view = target.data.cast("B")
+        handle.seek(offset)
+        done = 0
+        while done < len(view):
+            got = handle.readinto(view[done:])
+            if not got:
+                raise IntegrityError(f"shard `{shard.name}` ended early while loading.")
+            done += got
+        if verify:
+            digest.update(view)
+        position = max(position, offset + len(view))
+    return digest.hexdigest()
+
+
+def _place_offsets(
+    dest: np.ndarray, raw: np.ndarray, spec: FieldSpec, cursor: dict[str, int]
+) -> None:
+    """Append one shard's offsets, shifted past the data of the shards before it."""
+    key = f"{spec.name}.offsets"
+    rows = dest.view(np.int64)
+    first = cursor[key] // 8
+    base = int(rows[first - 1]) if first else 0
+    piece = raw if first == 0 else raw[1:]
+    rows[first : first + len(piece)] = piece + base
+    cursor[key] += piece.nbytes
 
 
 def _buffer_sizes(manifest: Manifest, fields: Sequence[FieldSpec]) -> dict[str, int]:
@@ -117,19 +196,6 @@ def _buffer_sizes(manifest: Manifest, fields: Sequence[FieldSpec]) -> dict[str, 
             sizes[f"{spec.name}.offsets"] = 8 * (manifest.num_samples + 1)
             sizes[f"{spec.name}.data"] = sum(s["data"].length for s in spans)
     return sizes
-
-
-def _shard_buffers(
-    shard: MappedShard, spec: FieldSpec, cursor: dict[str, int]
-) -> list[tuple[str, np.ndarray]]:
-    """This shard's piece of each buffer; offsets are rebased onto the data before them."""
-    if spec.kind == "array":
-        return [(f"{spec.name}.values", shard.array(spec.name))]
-    offsets = shard.offsets(spec.name)
-    base = cursor[f"{spec.name}.data"]
-    first = cursor[f"{spec.name}.offsets"] == 0
-    rebased = (offsets if first else offsets[1:]) + base
-    return [(f"{spec.name}.offsets", rebased), (f"{spec.name}.data", shard.data(spec.name))]
 
 
 def _shared_uint8(size: int) -> torch.Tensor:

@@ -7,6 +7,7 @@ it renamed to the destination. A crash leaves no folder at the destination that 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import multiprocessing
 import os
@@ -16,11 +17,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import xxhash
 from tqdm import tqdm
 
 from loadwise._version import __version__
@@ -34,7 +36,15 @@ from loadwise.format.prepare import (
     prepare_chunk,
     unwrap,
 )
-from loadwise.format.spec import MANIFEST_NAME, Manifest, Skipped, manifest_to_json
+from loadwise.format.progress import PROGRESS_NAME, PackProgress, load_progress
+from loadwise.format.spec import (
+    BLOCK_BYTES,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    Manifest,
+    Skipped,
+    manifest_to_json,
+)
 from loadwise.format.writer import ShardWriter
 from loadwise.sources import Source, as_source
 
@@ -43,6 +53,17 @@ log = logging.getLogger(__name__)
 DEFAULT_SHARD_BYTES = 128 * 2**20
 ON_ERROR = ("raise", "skip")
 _CHUNK = 32
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to pack: what every shard depends on besides the source."""
+
+    options: PrepareOptions
+    shard_bytes: int
+    block_bytes: int
+    workers: int
+    on_error: str
 
 
 @dataclass(frozen=True)
@@ -65,29 +86,40 @@ def pack(
     image_mode: str | None = None,
     encoded: bool = False,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
+    block_bytes: int = BLOCK_BYTES,
     workers: int = 1,
     on_error: str = "raise",
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = True,
 ) -> PackReport:
     """Pack ``source`` (a folder, arrays, an iterable of dicts) into shards at ``dest``.
 
     ``image_size`` (H, W) and ``image_mode`` ("L" or "RGB") fix decoded images; ``encoded``
     keeps the image files' bytes instead. ``on_error="skip"`` leaves out unreadable items
-    and records them in the manifest and the report.
+    and records them in the manifest and the report. ``block_bytes`` is the granularity of
+    the per-block checksums that reads verify (default 1 MiB).
+
+    ``resume=True`` continues a pack of the same source and options that was killed: the
+    shards it finished are checked and kept, and the result is identical to an
+    uninterrupted pack. Without it, leftovers of dead packs are removed.
     """
-    options = _options(image_size, image_mode, encoded)
-    _check_args(shard_bytes, workers, on_error)
+    plan = _Plan(
+        _options(image_size, image_mode, encoded), shard_bytes, block_bytes, workers, on_error
+    )
+    _check_args(plan)
     src = as_source(source)
     dest = Path(dest).expanduser().resolve()
     _check_dest(dest, overwrite)
     started = time.perf_counter()
-    staging = _staging_dir(dest)
+    key = _key(src, plan, resume)
+    staging, done = _staging_dir(dest, key if resume else None)
     try:
-        manifest = _write(src, staging, options, shard_bytes, workers, on_error, progress)
+        manifest = _write(src, staging, plan, done or PackProgress(key), progress)
         _publish(staging, dest, overwrite)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not resume:  # with resume the finished shards are kept for the next attempt
+            shutil.rmtree(staging, ignore_errors=True)
         raise
     seconds = time.perf_counter() - started
     log.info("packed %d samples into %s in %.1f s", manifest.num_samples, dest, seconds)
@@ -101,53 +133,60 @@ def pack(
     )
 
 
-def _write(
-    src: Source,
-    staging: Path,
-    options: PrepareOptions,
-    shard_bytes: int,
-    workers: int,
-    on_error: str,
-    progress: bool,
-) -> Manifest:
-    writer: ShardWriter | None = None
-    skipped: list[Skipped] = []
+def _write(src: Source, staging: Path, plan: _Plan, done: PackProgress, progress: bool) -> Manifest:
+    """Write shards (after those ``done`` lists), then the manifest; progress after each."""
+    writer = (
+        ShardWriter(staging, done.fields, plan.shard_bytes, plan.block_bytes, len(done.shards))
+        if done.fields
+        else None
+    )
     bar = tqdm(total=len(src), desc="pack", unit="item", disable=not progress, leave=False)
+    bar.update(done.items_done)
     with bar:
-        for item, sample in _prepared(src, options, workers):
+        for item, sample in _prepared(src, plan, done.items_done):
             bar.update(1)
+            done.items_done += 1
             if isinstance(sample, Failed):
-                if on_error == "raise":
+                if plan.on_error == "raise":
                     raise SourceError(f"{sample.reason} (pass on_error='skip' to leave it out)")
-                skipped.append(Skipped(item, sample.reason))
+                done.skipped.append(Skipped(item, sample.reason))
                 continue
             if writer is None:
-                fields = infer_fields(sample, options, src.categories)
-                writer = ShardWriter(staging, fields, shard_bytes)
-            writer.add({k: unwrap(v) for k, v in sample.items()}, item)
+                done.fields = infer_fields(sample, plan.options, src.categories)
+                writer = ShardWriter(staging, done.fields, plan.shard_bytes, plan.block_bytes)
+            finished = writer.add({k: unwrap(v) for k, v in sample.items()}, item)
+            if finished is not None:
+                done.shards.append(finished)
+                done.save(staging)
     if writer is None:
-        raise SourceError(f"no sample of `{_name(src)}` could be read; {len(skipped)} skipped.")
+        raise SourceError(
+            f"no sample of `{_name(src)}` could be read; {len(done.skipped)} skipped."
+        )
+    last = writer.flush()
     manifest = Manifest(
         fields=writer.fields,
-        shards=tuple(writer.finish()),
+        shards=tuple(done.shards + ([last] if last is not None else [])),
         source=src.describe(),
-        skipped=tuple(skipped),
+        skipped=tuple(done.skipped),
         created_by=f"loadwise {__version__}",
     )
     _write_durably(staging / MANIFEST_NAME, manifest_to_json(manifest).encode())
+    (staging / PROGRESS_NAME).unlink(missing_ok=True)
     _fsync_dir(staging)
     return manifest
 
 
-def _prepared(src: Source, options: PrepareOptions, workers: int) -> Iterator[Prepared]:
-    """Prepared records in source order, decoded in ``workers`` processes when > 1."""
-    chunks = _chunks(src, _CHUNK)
-    work = partial(prepare_chunk, options)
-    if workers == 1:
+def _prepared(src: Source, plan: _Plan, skip: int) -> Iterator[Prepared]:
+    """Prepared records in source order after the first ``skip`` (not read at all), decoded
+    in ``plan.workers`` processes when > 1."""
+    chunks = _chunks(itertools.islice(src, skip, None), _CHUNK)
+    work = partial(prepare_chunk, plan.options)
+    if plan.workers == 1:
         yield from itertools.chain.from_iterable(map(work, chunks))
         return
-    with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
-        yield from itertools.chain.from_iterable(_bounded_map(pool, work, chunks, 4 * workers))
+    with ProcessPoolExecutor(plan.workers, mp_context=_context()) as pool:
+        ahead = 4 * plan.workers
+        yield from itertools.chain.from_iterable(_bounded_map(pool, work, chunks, ahead))
 
 
 def _bounded_map(
@@ -187,13 +226,26 @@ def _options(
     return PrepareOptions(image_size=size_hw, image_mode=image_mode, encoded=encoded)
 
 
-def _check_args(shard_bytes: int, workers: int, on_error: str) -> None:
-    if shard_bytes < 1:
-        raise ConfigError(f"`shard_bytes` must be positive. Found: {shard_bytes}.")
-    if workers < 1:
-        raise ConfigError(f"`workers` must be >= 1. Found: {workers}.")
-    if on_error not in ON_ERROR:
-        raise ConfigError(f"`on_error` must be one of {', '.join(ON_ERROR)}. Found: {on_error!r}.")
+def _check_args(plan: _Plan) -> None:
+    for name in ("shard_bytes", "block_bytes", "workers"):
+        if getattr(plan, name) < 1:
+            raise ConfigError(f"`{name}` must be >= 1. Found: {getattr(plan, name)}.")
+    if plan.on_error not in ON_ERROR:
+        raise ConfigError(
+            f"`on_error` must be one of {', '.join(ON_ERROR)}. Found: {plan.on_error!r}."
+        )
+
+
+def _key(src: Source, plan: _Plan, resume: bool) -> str:
+    """What must match for a resumed pack to continue a killed one: source and options."""
+    described = src.describe()
+    if resume and "fingerprint" not in described:
+        raise ConfigError(
+            f"`resume=True` needs a source whose content can be fingerprinted (a folder or "
+            f"arrays); `{_name(src)}` ({described.get('kind')}) cannot be. Pack without resume."
+        )
+    options = {**asdict(plan), "workers": None, "format": FORMAT_VERSION}
+    return xxhash.xxh3_64_hexdigest(json.dumps([described, options], sort_keys=True).encode())
 
 
 def _check_dest(dest: Path, overwrite: bool) -> None:
@@ -208,15 +260,30 @@ def _check_dest(dest: Path, overwrite: bool) -> None:
         )
 
 
-def _staging_dir(dest: Path) -> Path:
-    """A hidden sibling of ``dest``, unique to this call; leftovers of dead packs are removed."""
+def _staging_dir(dest: Path, resume_key: str | None) -> tuple[Path, PackProgress | None]:
+    """A hidden sibling of ``dest`` for this call, and the progress it resumes (if any).
+
+    Leftovers of dead packs are adopted when resuming with the same key, else removed.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    for stale in dest.parent.glob(f".{dest.name}.partial-*"):
+    for stale in sorted(dest.parent.glob(f".{dest.name}.partial-*")):
         pid = stale.name.rsplit("-", 2)[-2]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        done = load_progress(stale, resume_key) if resume_key is not None else None
+        if done is not None:
+            adopted = _new_staging(dest, mkdir=False)
+            stale.rename(adopted)
+            log.info("resuming the pack of %s: %d shards kept", dest, len(done.shards))
+            return adopted, done
+        shutil.rmtree(stale, ignore_errors=True)
+    return _new_staging(dest), None
+
+
+def _new_staging(dest: Path, mkdir: bool = True) -> Path:
     staging = dest.parent / f".{dest.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    if mkdir:
+        staging.mkdir()
     return staging
 
 

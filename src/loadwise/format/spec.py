@@ -18,8 +18,11 @@ import xxhash
 from loadwise.errors import FormatError, IntegrityError
 
 FORMAT_NAME = "loadwise"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
+#: Shards are checksummed in blocks of this many bytes as well as whole, so the first read of
+#: a sample hashes about a MiB, not the whole shard (time to first batch stays small).
+BLOCK_BYTES = 2**20
 
 #: How a field is stored: one fixed-shape array per sample, or variable-length bytes/text.
 FIELD_KINDS = ("array", "bytes", "string")
@@ -60,13 +63,29 @@ class BufferSpan:
 
 @dataclass(frozen=True)
 class ShardSpec:
-    """One shard file: its sample count, size, checksum and buffer layout."""
+    """One shard file: its sample count, size, checksums (whole and per block), layout."""
 
     name: str
     num_samples: int
     num_bytes: int
     xxh3_64: str
     buffers: Mapping[str, Mapping[str, BufferSpan]]
+    block_bytes: int = BLOCK_BYTES
+    block_xxh3: tuple[str, ...] = ()
+
+    def block_span(self, block: int) -> tuple[int, int]:
+        """``(offset, length)`` of block number ``block`` in the file."""
+        start = block * self.block_bytes
+        return start, min(self.block_bytes, self.num_bytes - start)
+
+
+def block_checksums(data: memoryview | bytes, block_bytes: int = BLOCK_BYTES) -> tuple[str, ...]:
+    """xxh3-64 of each ``block_bytes`` piece of ``data`` (the last one may be shorter)."""
+    view = memoryview(data).cast("B")
+    return tuple(
+        xxhash.xxh3_64_hexdigest(view[i : i + block_bytes])
+        for i in range(0, len(view), block_bytes)
+    )
 
 
 @dataclass(frozen=True)
@@ -152,8 +171,8 @@ def _checksum(body: Mapping[str, Any]) -> str:
 
 
 def _manifest_from_dict(body: Mapping[str, Any]) -> Manifest:
-    fields = tuple(_field_from_dict(f) for f in body["fields"])
-    shards = tuple(_shard_from_dict(s, fields) for s in body["shards"])
+    fields = tuple(field_from_dict(f) for f in body["fields"])
+    shards = tuple(shard_from_dict(s, fields) for s in body["shards"])
     skipped = tuple(Skipped(str(s["item"]), str(s["reason"])) for s in body.get("skipped", ()))
     return Manifest(
         fields=fields,
@@ -165,7 +184,7 @@ def _manifest_from_dict(body: Mapping[str, Any]) -> Manifest:
     )
 
 
-def _field_from_dict(raw: Mapping[str, Any]) -> FieldSpec:
+def field_from_dict(raw: Mapping[str, Any]) -> FieldSpec:
     spec = FieldSpec(
         name=str(raw["name"]),
         kind=str(raw["kind"]),
@@ -191,7 +210,7 @@ def _span(raw: Mapping[str, Any]) -> BufferSpan:
     return span
 
 
-def _shard_from_dict(raw: Mapping[str, Any], fields: Sequence[FieldSpec]) -> ShardSpec:
+def shard_from_dict(raw: Mapping[str, Any], fields: Sequence[FieldSpec]) -> ShardSpec:
     buffers = {f.name: {b: _span(raw["buffers"][f.name][b]) for b in f.buffers} for f in fields}
     shard = ShardSpec(
         name=str(raw["name"]),
@@ -199,9 +218,13 @@ def _shard_from_dict(raw: Mapping[str, Any], fields: Sequence[FieldSpec]) -> Sha
         num_bytes=int(raw["num_bytes"]),
         xxh3_64=str(raw["xxh3_64"]),
         buffers=buffers,
+        block_bytes=int(raw["block_bytes"]),
+        block_xxh3=tuple(str(b) for b in raw["block_xxh3"]),
     )
     if "/" in shard.name or "\\" in shard.name or shard.name.startswith("."):
         raise ValueError(f"shard name {shard.name!r} must be a plain file name")
     if shard.num_samples < 0 or shard.num_bytes < 0:
         raise ValueError(f"shard {shard.name!r} has a negative size")
+    if shard.block_bytes < 1 or len(shard.block_xxh3) != -(-shard.num_bytes // shard.block_bytes):
+        raise ValueError(f"shard {shard.name!r} has block checksums that do not cover its bytes")
     return shard

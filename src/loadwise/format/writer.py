@@ -16,7 +16,7 @@ import pyarrow as pa
 import xxhash
 
 from loadwise.errors import SourceError
-from loadwise.format.spec import BufferSpan, FieldSpec, ShardSpec
+from loadwise.format.spec import BLOCK_BYTES, BufferSpan, FieldSpec, ShardSpec, block_checksums
 
 SHARD_SUFFIX = ".arrow"
 
@@ -24,48 +24,53 @@ SHARD_SUFFIX = ".arrow"
 class ShardWriter:
     """Accumulates samples and writes a shard each time about ``shard_bytes`` have gathered."""
 
-    def __init__(self, directory: Path, fields: Sequence[FieldSpec], shard_bytes: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        fields: Sequence[FieldSpec],
+        shard_bytes: int,
+        block_bytes: int = BLOCK_BYTES,
+        first_shard: int = 0,
+    ) -> None:
         self.directory = directory
         self.fields = tuple(fields)
-        self.shard_bytes = shard_bytes
-        self.shards: list[ShardSpec] = []
+        self.shard_bytes, self.block_bytes = shard_bytes, block_bytes
+        self.next_shard = first_shard
         self._columns: dict[str, list[Any]] = {f.name: [] for f in self.fields}
         self._pending_bytes = 0
         self._first_item: str | None = None
 
-    def add(self, sample: Mapping[str, Any], item: str) -> None:
-        """Append one sample; ``item`` names it in errors (a file path, an index)."""
+    def add(self, sample: Mapping[str, Any], item: str) -> ShardSpec | None:
+        """Append one sample (``item`` names it in errors); returns the shard it completed."""
         if self._first_item is None:
             self._first_item = item
         for spec in self.fields:
             value = _checked(spec, sample.get(spec.name), item, self._first_item)
             self._columns[spec.name].append(value)
             self._pending_bytes += _size(spec, value)
-        if self._pending_bytes >= self.shard_bytes:
-            self.flush()
+        return self.flush() if self._pending_bytes >= self.shard_bytes else None
 
-    def flush(self) -> None:
-        """Write what has gathered as one shard (nothing if empty)."""
+    def flush(self) -> ShardSpec | None:
+        """Write what has gathered as the next shard (nothing if empty), fsynced."""
         count = len(self._columns[self.fields[0].name]) if self.fields else 0
         if count == 0:
-            return
+            return None
         batch = pa.record_batch(
             [_to_arrow(f, self._columns[f.name]) for f in self.fields],
             names=[f.name for f in self.fields],
         )
-        path = self.directory / f"{len(self.shards):05d}{SHARD_SUFFIX}"
+        path = self.directory / f"{self.next_shard:05d}{SHARD_SUFFIX}"
         _write_batch(path, batch)
-        self.shards.append(describe_shard(path, self.fields, count))
+        self.next_shard += 1
         self._columns = {f.name: [] for f in self.fields}
         self._pending_bytes = 0
-
-    def finish(self) -> list[ShardSpec]:
-        self.flush()
-        return self.shards
+        return describe_shard(path, self.fields, count, self.block_bytes)
 
 
-def describe_shard(path: Path, fields: Sequence[FieldSpec], num_samples: int) -> ShardSpec:
-    """Find where each field's buffers lie in the written file, and checksum it."""
+def describe_shard(
+    path: Path, fields: Sequence[FieldSpec], num_samples: int, block_bytes: int = BLOCK_BYTES
+) -> ShardSpec:
+    """Find where each field's buffers lie in the written file; checksum it whole and by block."""
     with pa.memory_map(str(path)) as mapped:
         whole = mapped.read_buffer()
         batch = pa.ipc.open_file(whole).get_batch(0)
@@ -78,6 +83,8 @@ def describe_shard(path: Path, fields: Sequence[FieldSpec], num_samples: int) ->
             num_bytes=whole.size,
             xxh3_64=xxhash.xxh3_64_hexdigest(memoryview(whole)),
             buffers=buffers,
+            block_bytes=block_bytes,
+            block_xxh3=block_checksums(memoryview(whole), block_bytes),
         )
 
 

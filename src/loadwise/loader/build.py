@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from loadwise.errors import ResumeError
 from loadwise.loader.config import DataLoaderConfig
-from loadwise.loader.faults import worker_failure
+from loadwise.loader.faults import DeferredWorkerDeath, worker_failure
 from loadwise.loader.state import LoaderState
 from loadwise.sampling.order import batches, epoch_order, partition
 from loadwise.sampling.ranks import distributed_rank
@@ -141,7 +141,7 @@ class Loader:
         if isinstance(self.sampler, EpochBatchSampler):
             self.sampler.set_epoch(self.epoch, self._position)
         self._running = True
-        batches_iter = (self._to_device(b) for b in self._delivered())
+        batches_iter: Iterator[Any] = (self._to_device(b) for b in self._delivered())
         if self.config.enable_monitoring or self.config.log_loading_stats:
             batches_iter = self._timed(batches_iter)
         yield from batches_iter
@@ -182,10 +182,13 @@ class Loader:
     def _delivered(self) -> Iterator[Any]:
         """The DataLoader's batches, counting samples handed out; worker deaths explained."""
         iterator = iter(self.dataloader)
+        DeferredWorkerDeath.install()
         sampler = self.sampler if isinstance(self.sampler, EpochBatchSampler) else None
         delivered = 0
         while True:
             try:
+                if (died := DeferredWorkerDeath.take()) is not None:
+                    raise died
                 batch = next(iterator)
             except StopIteration:
                 return

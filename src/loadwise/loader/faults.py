@@ -8,6 +8,8 @@ and its first samples: enough to find a poisoned sample or an OOM-sized batch.
 from __future__ import annotations
 
 import re
+import signal
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,3 +69,40 @@ def _describe(number: int, batches: Sequence[np.ndarray]) -> str:
     indices = np.asarray(batches[number]).tolist()
     shown = ", ".join(map(str, indices[:_SHOWN])) + (", ..." if len(indices) > _SHOWN else "")
     return f"batch {number} (samples [{shown}])"
+
+
+class DeferredWorkerDeath:
+    """Hold torch's "worker killed" error until the loop next asks for a batch.
+
+    torch raises it from a SIGCHLD handler, i.e. wherever the main thread happens to be
+    (inside the user's training step). Wrapping that handler keeps the error, and the
+    loader raises it as a ``WorkerError`` naming the worker and batch at the next ``next``.
+    """
+
+    wrapped: Any = None
+    pending: RuntimeError | None = None
+
+    @staticmethod
+    def install() -> None:
+        """Wrap the current SIGCHLD handler (torch's, once a worker iterator exists)."""
+        if threading.current_thread() is not threading.main_thread() or not hasattr(
+            signal, "SIGCHLD"
+        ):
+            return
+        current = signal.getsignal(signal.SIGCHLD)
+        if current is _deferring_handler or not callable(current):
+            return
+        DeferredWorkerDeath.wrapped = current
+        signal.signal(signal.SIGCHLD, _deferring_handler)
+
+    @staticmethod
+    def take() -> RuntimeError | None:
+        pending, DeferredWorkerDeath.pending = DeferredWorkerDeath.pending, None
+        return pending
+
+
+def _deferring_handler(signum: int, frame: Any) -> None:
+    try:
+        DeferredWorkerDeath.wrapped(signum, frame)
+    except RuntimeError as exc:
+        DeferredWorkerDeath.pending = exc

@@ -12,7 +12,7 @@ import pytest
 import loadwise
 from loadwise.cli.main import main
 from loadwise.errors import FormatError, IntegrityError
-from loadwise.format.spec import _checksum
+from loadwise.format.spec import FORMAT_VERSION, _checksum
 from loadwise.format.verify import verify
 
 MODES = ("eager", "lazy", "cached", "streaming")
@@ -83,7 +83,7 @@ def test_unknown_format_version(copy: Path) -> None:
     doc["manifest"]["version"] = 99
     doc["xxh3_64"] = _checksum(doc["manifest"])
     path.write_text(json.dumps(doc))
-    with pytest.raises(FormatError, match="format version 99.*reads version 1"):
+    with pytest.raises(FormatError, match=f"format version 99.*reads version {FORMAT_VERSION}"):
         loadwise.open(copy, "lazy")
 
 
