@@ -57,6 +57,15 @@ class BlockVerifier:
             at = spans["offsets"].offset + local * 8
             self._require_ranges(number, local, at, at + 16)  # offsets[i], offsets[i + 1]
             bounds = self._offsets(number, shard, at)
+            if bounds.size and (
+                bounds.min() < 0
+                or np.any(bounds[:, 1] < bounds[:, 0])
+                or bounds.max() > spans["data"].length
+            ):
+                raise IntegrityError(
+                    f"shard `{shard.name}` in `{self._root}`: the offsets of field "
+                    f"`{spec.name}` are damaged; re-run `loadwise pack`."
+                )
             data = spans["data"].offset
             self._require_ranges(number, local, data + bounds[:, 0], data + bounds[:, 1])
 

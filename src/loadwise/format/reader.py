@@ -27,10 +27,12 @@ _HASH_CHUNK = 16 * 2**20
 
 
 def read_manifest(root: str | Path) -> Manifest:
-    """Read ``root/manifest.json`` and check that every shard file has the size it says."""
+    """Read ``root/manifest.json``; check every shard's size and that its buffer spans fit
+    the file and the fields, so no later read (or checksum block lookup) can go out of range."""
     manifest = load_manifest(root)
     for shard in manifest.shards:
         check_size(Path(root).expanduser() / shard.name, shard)
+        check_layout(shard, manifest.fields)
     return manifest
 
 
@@ -80,7 +82,7 @@ def check_layout(shard: ShardSpec, fields: tuple[FieldSpec, ...]) -> None:
             else 8 * (shard.num_samples + 1)
         )
         found = spans["values" if spec.kind == "array" else "offsets"].length
-        if found != expected and shard.num_samples > 0:
+        if found != expected:
             raise IntegrityError(
                 f"shard `{shard.name}`: field `{spec.name}` holds {found:,} bytes for "
                 f"{shard.num_samples} samples, expected {expected:,}."

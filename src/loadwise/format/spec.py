@@ -7,6 +7,7 @@ shards is described in ``format/README.md``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ BLOCK_BYTES = 2**20
 
 #: How a field is stored: one fixed-shape array per sample, or variable-length bytes/text.
 FIELD_KINDS = ("array", "bytes", "string")
+_NUMERIC_KINDS = "biuf"  # bool, int, uint, float: what fixed-size fields may hold
+_MAX_BYTES = 2**48
 #: Codecs for ``bytes`` fields; ``image`` means Pillow-decodable bytes (PNG, JPEG, ...).
 CODECS = ("image",)
 
@@ -45,7 +48,7 @@ class FieldSpec:
     @property
     def row_bytes(self) -> int:
         """Bytes per sample of an ``array`` field."""
-        return int(np.dtype(self.dtype).itemsize * int(np.prod(self.shape, dtype=np.int64)))
+        return np.dtype(self.dtype).itemsize * math.prod(self.shape)  # Python ints: no overflow
 
     @property
     def buffers(self) -> tuple[str, ...]:
@@ -198,33 +201,42 @@ def field_from_dict(raw: Mapping[str, Any]) -> FieldSpec:
         raise ValueError(f"field {spec.name!r} has unknown kind {spec.kind!r}")
     if spec.kind == "array" and (spec.dtype is None or any(d < 0 for d in spec.shape)):
         raise ValueError(f"array field {spec.name!r} needs a dtype and a non-negative shape")
+    if spec.dtype is not None and np.dtype(spec.dtype).kind not in _NUMERIC_KINDS:
+        raise ValueError(f"field {spec.name!r} has dtype {spec.dtype!r}; only numbers are stored")
+    if spec.kind == "array" and (len(spec.shape) > 32 or spec.row_bytes > _MAX_BYTES):
+        raise ValueError(f"array field {spec.name!r} has an impossible shape {spec.shape}")
     if spec.codec is not None and spec.codec not in CODECS:
         raise ValueError(f"field {spec.name!r} has unknown codec {spec.codec!r}")
     return spec
 
 
 def _span(raw: Mapping[str, Any]) -> BufferSpan:
-    span = BufferSpan(offset=int(raw["offset"]), length=int(raw["length"]))
-    if span.offset < 0 or span.length < 0:
-        raise ValueError(f"buffer span {raw!r} is negative")
-    return span
+    return BufferSpan(offset=_size(raw["offset"]), length=_size(raw["length"]))
+
+
+def _size(raw: Any) -> int:
+    """A byte or sample count: a non-negative int small enough for any index type."""
+    value = int(raw)
+    if not 0 <= value <= _MAX_BYTES:
+        raise ValueError(f"{raw!r} is not a count in [0, 2**48]")
+    return value
 
 
 def shard_from_dict(raw: Mapping[str, Any], fields: Sequence[FieldSpec]) -> ShardSpec:
     buffers = {f.name: {b: _span(raw["buffers"][f.name][b]) for b in f.buffers} for f in fields}
     shard = ShardSpec(
         name=str(raw["name"]),
-        num_samples=int(raw["num_samples"]),
-        num_bytes=int(raw["num_bytes"]),
+        num_samples=_size(raw["num_samples"]),
+        num_bytes=_size(raw["num_bytes"]),
         xxh3_64=str(raw["xxh3_64"]),
         buffers=buffers,
-        block_bytes=int(raw["block_bytes"]),
+        block_bytes=_size(raw["block_bytes"]),
         block_xxh3=tuple(str(b) for b in raw["block_xxh3"]),
     )
     if "/" in shard.name or "\\" in shard.name or shard.name.startswith("."):
         raise ValueError(f"shard name {shard.name!r} must be a plain file name")
-    if shard.num_samples < 0 or shard.num_bytes < 0:
-        raise ValueError(f"shard {shard.name!r} has a negative size")
+    if shard.num_samples < 1:
+        raise ValueError(f"shard {shard.name!r} holds no samples (pack never writes empty shards)")
     if shard.block_bytes < 1 or len(shard.block_xxh3) != -(-shard.num_bytes // shard.block_bytes):
         raise ValueError(f"shard {shard.name!r} has block checksums that do not cover its bytes")
     return shard
