@@ -15,7 +15,7 @@ import numpy as np
 from loadwise.errors import ConfigError, SourceError
 from loadwise.format.codecs import decode_image
 from loadwise.format.spec import FieldSpec
-from loadwise.sources.base import ImageFile, Record
+from loadwise.sources.base import ImageBytes, ImageFile, Record
 
 
 @dataclass(frozen=True)
@@ -77,17 +77,18 @@ def infer_fields(
 
 
 def _prepare_value(value: Any, options: PrepareOptions) -> Any:
-    if not isinstance(value, ImageFile):
+    if isinstance(value, ImageFile):
+        try:
+            data, name = value.path.read_bytes(), str(value.path)
+        except OSError as exc:
+            raise SourceError(f"cannot read image `{value.path}`: {exc}") from exc
+    elif isinstance(value, ImageBytes):
+        data, name = value.data, value.name
+    else:
         return value
-    try:
-        data = value.path.read_bytes()
-    except OSError as exc:
-        raise SourceError(f"cannot read image `{value.path}`: {exc}") from exc
     if not data:
-        raise SourceError(f"image `{value.path}` is empty (0 bytes): remove it or re-export it.")
-    decoded = decode_image(
-        data, mode=options.image_mode, size=options.image_size, name=str(value.path)
-    )
+        raise SourceError(f"image `{name}` is empty (0 bytes): remove it or re-export it.")
+    decoded = decode_image(data, mode=options.image_mode, size=options.image_size, name=name)
     return _EncodedImage(data, decoded.shape[0]) if options.encoded else decoded
 
 

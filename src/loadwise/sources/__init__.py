@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from loadwise.errors import SourceError
+from loadwise.sources.archive import ArchiveSource, is_archive
 from loadwise.sources.arrays import ArraySource, IterableSource
-from loadwise.sources.base import ImageFile, Record, Source
+from loadwise.sources.base import ImageBytes, ImageFile, Record, Source
 from loadwise.sources.folder import LAYOUTS, ImageFolder, OmniglotFolder, folder_source
 
 __all__ = [
     "LAYOUTS",
+    "ArchiveSource",
     "ArraySource",
+    "ImageBytes",
     "ImageFile",
     "ImageFolder",
     "IterableSource",
@@ -26,9 +29,10 @@ __all__ = [
 
 
 def as_source(obj: Any) -> Source:
-    """A folder path, a mapping of arrays, an iterable of dicts, or a ``Source`` as it is."""
+    """A folder or archive path, a mapping of arrays, an iterable of dicts, or a ``Source``."""
     if isinstance(obj, str | Path):
-        return folder_source(obj)
+        path = Path(obj).expanduser()
+        return ArchiveSource(path) if is_archive(path) else folder_source(path)
     if isinstance(obj, Source):
         return obj
     if isinstance(obj, Mapping):
@@ -36,6 +40,6 @@ def as_source(obj: Any) -> Source:
     if isinstance(obj, Iterable):
         return IterableSource(obj)
     raise SourceError(
-        f"cannot pack a {type(obj).__name__}: pass a folder path, a dict of arrays, "
+        f"cannot pack a {type(obj).__name__}: pass a folder or archive path, a dict of arrays, "
         f"an iterable of dicts, or a loadwise.sources.Source."
     )

@@ -1,7 +1,7 @@
 """What every source gives ``pack``: named records in a fixed order, and how to describe them.
 
 A record is a dict of field values: numpy arrays, numbers, ``bytes``, ``str``, or an
-``ImageFile`` that ``pack`` reads and decodes (in worker processes when asked).
+``ImageFile``/``ImageBytes`` that ``pack`` decodes (in worker processes when asked).
 """
 
 from __future__ import annotations
@@ -19,6 +19,14 @@ class ImageFile:
     """An image on disk, read and decoded by ``pack`` rather than by the source."""
 
     path: Path
+
+
+@dataclass(frozen=True)
+class ImageBytes:
+    """An image's encoded bytes (from an archive, a download), decoded by ``pack``."""
+
+    data: bytes
+    name: str
 
 
 @runtime_checkable
