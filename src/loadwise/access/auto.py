@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal, overload
 
 from loadwise.access.base import PackedDataset
-from loadwise.access.budget import available_memory, check_fraction, stored_bytes
+from loadwise.access.budget import eager_budget, stored_bytes
 from loadwise.access.cached import DEFAULT_CACHE_BYTES, CachedDataset
 from loadwise.access.eager import EagerDataset
 from loadwise.access.lazy import LazyDataset
@@ -48,6 +48,7 @@ def open_dataset(  # type: ignore[overload-overlap]  # "streaming" is also a str
     fields: Sequence[str] | None = None,
     verify: str = "first_use",
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    max_memory_usage: float | None = None,
 ) -> StreamingDataset: ...
 
 
@@ -59,6 +60,7 @@ def open_dataset(
     fields: Sequence[str] | None = None,
     verify: str = "first_use",
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    max_memory_usage: float | None = None,
 ) -> PackedDataset: ...
 
 
@@ -69,23 +71,29 @@ def open_dataset(
     fields: Sequence[str] | None = None,
     verify: str = "first_use",
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    max_memory_usage: float | None = None,
 ) -> PackedDataset | StreamingDataset:
     """Open the packed dataset at ``path`` in ``mode`` (one of ``MODES``).
 
     ``fields`` selects the fields samples carry (all by default); ``verify`` is when shard
     checksums are checked (``first_use``, ``open`` or ``never``); ``cache_bytes`` bounds the
-    ``cached`` mode's LRU in each process.
+    ``cached`` mode's LRU in each process. ``max_memory_usage`` (a fraction of available
+    memory) is what eager data may take: ``eager`` refuses beyond it (default: all of it),
+    ``auto`` holds data in RAM only within it (default 0.5).
     """
     name = _mode_name(mode)
     if name == "auto":
-        name, reason = choose_mode(path, fields)
+        fraction = AUTO_EAGER_FRACTION if max_memory_usage is None else max_memory_usage
+        name, reason = choose_mode(path, fields, max_memory_usage=fraction)
         log.info("loadwise: auto mode chose %s: %s", name, reason)
     if name == "cached":
         return CachedDataset(path, fields=fields, verify=verify, cache_bytes=cache_bytes)
     if name == "streaming":
         return StreamingDataset(path, fields=fields, verify=verify)
-    kind = {"eager": EagerDataset, "lazy": LazyDataset}[name]
-    return kind(path, fields=fields, verify=verify)
+    if name == "eager":
+        fraction = 1.0 if max_memory_usage is None else max_memory_usage
+        return EagerDataset(path, fields=fields, verify=verify, max_memory_usage=fraction)
+    return LazyDataset(path, fields=fields, verify=verify)
 
 
 def choose_mode(
@@ -96,16 +104,10 @@ def choose_mode(
 ) -> tuple[str, str]:
     """The mode ``auto`` picks here, and why: eager if the data fits in ``max_memory_usage``
     of the available memory, else lazy."""
-    check_fraction("max_memory_usage", max_memory_usage)
     manifest = read_manifest(path)
     selected = manifest.fields if fields is None else [manifest.field(f) for f in fields]
-    needed, available = stored_bytes(manifest, selected), available_memory()
-    budget = max_memory_usage * available
-    figures = (
-        f"the data is {needed / 2**20:,.1f} MiB and {max_memory_usage:.0%} of the "
-        f"{available / 2**20:,.0f} MiB available (cgroup-aware) is {budget / 2**20:,.0f} MiB"
-    )
-    if needed <= budget:
+    fits, figures = eager_budget(stored_bytes(manifest, selected), max_memory_usage)
+    if fits:
         return "eager", f"{figures}, so it is held in shared RAM"
     return "lazy", f"{figures}, so it is memory-mapped instead"
 

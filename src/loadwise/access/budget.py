@@ -23,6 +23,22 @@ def check_fraction(name: str, value: float) -> float:
     return value
 
 
+def eager_budget(needed: int, max_memory_usage: float, already_held: int = 0) -> tuple[bool, str]:
+    """Whether ``needed`` bytes fit in ``max_memory_usage`` of the available memory, and the
+    figures that say so. ``already_held`` is counted as available (data already loaded).
+
+    The one estimate behind eager's guard, ``auto``'s choice and the loader's check.
+    """
+    check_fraction("max_memory_usage", max_memory_usage)
+    available = available_memory() + already_held
+    budget = max_memory_usage * available
+    figures = (
+        f"the data is {needed / 2**20:,.1f} MiB and {max_memory_usage:.0%} of the "
+        f"{available / 2**20:,.0f} MiB available (cgroup-aware) is {budget / 2**20:,.0f} MiB"
+    )
+    return needed <= budget, figures
+
+
 def stored_bytes(manifest: Manifest, fields: Sequence[FieldSpec]) -> int:
     """Bytes the selected fields occupy when held in RAM as stored (all shards)."""
     total = 0

@@ -18,7 +18,7 @@ import torch
 import xxhash
 
 from loadwise.access.base import PackedDataset, Storage
-from loadwise.access.budget import available_memory, stored_bytes
+from loadwise.access.budget import eager_budget, stored_bytes
 from loadwise.errors import IntegrityError, ModeError
 from loadwise.format.reader import check_layout, check_offsets, check_size
 from loadwise.format.spec import FieldSpec, Manifest, ShardSpec
@@ -62,14 +62,20 @@ class EagerDataset(PackedDataset):
     verifies_on_load = True
 
     def __init__(
-        self, root: str | Path, *, fields: Sequence[str] | None = None, verify: str = "first_use"
+        self,
+        root: str | Path,
+        *,
+        fields: Sequence[str] | None = None,
+        verify: str = "first_use",
+        max_memory_usage: float = 1.0,
     ) -> None:
         super().__init__(root, fields=fields, verify=verify)
-        needed, available = stored_bytes(self.manifest, self.fields), available_memory()
-        if needed > available:
+        needed = self.memory_bytes = stored_bytes(self.manifest, self.fields)
+        fits, figures = eager_budget(needed, max_memory_usage)
+        if not fits:
             raise ModeError(
-                f"eager mode needs {needed / 2**20:,.0f} MiB for `{self.root}`, but only "
-                f"{available / 2**20:,.0f} MiB are available: use mode='lazy' or 'streaming'."
+                f"eager mode refused for `{self.root}`: {figures}. Use mode='lazy' or "
+                f"'streaming', select fewer `fields`, or raise `max_memory_usage`."
             )
         started = time.perf_counter()
         self._tensors = _load_shared(self.root, self.manifest, self.fields, verify == "first_use")

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from loadwise.errors import ResumeError
+from loadwise.access.budget import eager_budget
+from loadwise.errors import ModeError, ResumeError
 from loadwise.loader.config import DataLoaderConfig
 from loadwise.loader.faults import DeferredWorkerDeath, worker_failure
 from loadwise.loader.state import LoaderState
@@ -116,6 +117,7 @@ class Loader:
 
     def __init__(self, dataset: Any, config: DataLoaderConfig) -> None:
         self.dataset, self.config = dataset, config
+        _check_memory(dataset, config.max_memory_usage)
         self.rank, self.world = distributed_rank()
         self.epoch, self._next_epoch = 0, 0
         self._start, self._position, self._running = 0, 0, False
@@ -307,6 +309,19 @@ class _ListBatches(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self.inner)
+
+
+def _check_memory(dataset: Any, max_memory_usage: float | None) -> None:
+    """``max_memory_usage``: refuse eager data beyond that share of the memory it found."""
+    held = getattr(dataset, "memory_bytes", None)
+    if max_memory_usage is None or held is None:
+        return
+    fits, figures = eager_budget(held, max_memory_usage, already_held=held)
+    if not fits:
+        raise ModeError(
+            f"the eager dataset exceeds `max_memory_usage`: {figures}. Open it with "
+            f"mode='lazy' (or 'auto' with the same max_memory_usage) instead."
+        )
 
 
 def _batched(dataset: Any, cfg: DataLoaderConfig) -> bool:

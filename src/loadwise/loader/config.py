@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch.utils.data import Sampler
 
+from loadwise.access.budget import check_fraction
 from loadwise.errors import ConfigError
 
 
@@ -23,6 +24,8 @@ class DataLoaderConfig:
     ``enable_monitoring`` records per-epoch timings (``Loader.get_stats``);
     ``log_loading_stats`` also logs them at the end of each epoch.
     ``timeout`` (seconds, 0 = none) bounds the wait for one batch from a worker.
+    ``max_memory_usage`` (a fraction of available memory, None = no check) refuses an
+    eager dataset whose data exceeds that share of the memory there was before it loaded.
     ``pad_ranks``: with ``torch.distributed``, ranks get equal shares by repeating the first
     samples of the epoch (default) or, when False, by dropping the last few.
     """
@@ -44,11 +47,14 @@ class DataLoaderConfig:
     enable_monitoring: bool = False
     log_loading_stats: bool = False
     device: str | None = None
+    max_memory_usage: float | None = None
     timeout: float = 0.0
     pad_ranks: bool = True
 
     def __post_init__(self) -> None:
         _at_least("batch_size", self.batch_size, 1)
+        if self.max_memory_usage is not None:
+            check_fraction("max_memory_usage", self.max_memory_usage)
         if not self.timeout >= 0:
             raise ConfigError(f"`timeout` is in seconds, >= 0 (0 = none). Found: {self.timeout!r}.")
         _at_least("num_workers", self.num_workers, 0)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 import loadwise
-from loadwise.access import auto
+from loadwise.access import budget
 from loadwise.compat import BaseDataset, ImageDataset, LoadingMode, MemoryEfficientDataset
 from loadwise.errors import ConfigError, ModeError, SampleIndexError
 
@@ -98,7 +98,7 @@ def test_unknown_mode_lists_the_valid_ones(tree: Tree) -> None:
 
 def test_memory_efficient_picks_lazy_when_memory_is_short(tree: Tree, monkeypatch) -> None:
     root, files = tree
-    monkeypatch.setattr(auto, "available_memory", lambda: 1_000)
+    monkeypatch.setattr(budget, "available_memory", lambda: 1_000)
     dataset = MemoryEfficientDataset(root, max_memory_usage=0.5, image_size=16, image_mode="RGB")
     assert dataset.mode == "lazy" and dataset.loading_mode == LoadingMode.LAZY
     assert "memory-mapped" in dataset.reason
@@ -108,7 +108,7 @@ def test_memory_efficient_picks_lazy_when_memory_is_short(tree: Tree, monkeypatc
 
 
 def test_memory_efficient_picks_eager_when_it_fits(tree: Tree, monkeypatch) -> None:
-    monkeypatch.setattr(auto, "available_memory", lambda: 1 << 40)
+    monkeypatch.setattr(budget, "available_memory", lambda: 1 << 40)
     dataset = MemoryEfficientDataset(tree[0], max_memory_usage=0.01, image_size=16, image_mode="L")
     assert dataset.mode == "eager" and "held in shared RAM" in dataset.reason
     assert dataset[0]["image"].shape == (1, 16, 16)
