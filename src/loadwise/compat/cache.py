@@ -40,17 +40,19 @@ def packed_folder(
     *,
     image_size: int | tuple[int, int] | None,
     image_mode: str | None = None,
+    on_error: str = "raise",
 ) -> Path:
     """The packed form of the image folder ``data_path``, packed now only if not cached yet.
 
     A path that already is a packed dataset (it has ``manifest.json``) is returned as it is.
+    ``on_error="skip"`` leaves unreadable files out (recorded in the manifest's ``skipped``).
     """
     path = Path(data_path).expanduser().resolve()
     if (path / MANIFEST_NAME).is_file():
         return path
     size = image_size_hw(image_size)
     source = folder_source(path)
-    key = json.dumps([str(path), size, image_mode, FORMAT_VERSION]).encode()
+    key = json.dumps([str(path), size, image_mode, on_error, FORMAT_VERSION]).encode()
     options = xxhash.xxh3_64_hexdigest(key)
     family = f"{path.name}-{options}"
     dest = cache_dir() / "folders" / f"{family}-{source.describe()['fingerprint']}"
@@ -59,17 +61,17 @@ def packed_folder(
     with _lock(dest):
         if not _finished(dest):
             log.info("loadwise: packing `%s` once into the cache at `%s`", path, dest)
-            _pack_once(path, dest, size, image_mode)
+            _pack_once(path, dest, size, image_mode, on_error)
             _remove_stale(dest, family)
     return dest
 
 
 def _pack_once(
-    path: Path, dest: Path, size: tuple[int, int] | None, image_mode: str | None
+    path: Path, dest: Path, size: tuple[int, int] | None, image_mode: str | None, on_error: str
 ) -> None:
     """Pack, or reuse what a process that won a race (without the lock) finished first."""
     try:
-        pack(folder_source(path), dest, image_size=size, image_mode=image_mode)
+        pack(folder_source(path), dest, image_size=size, image_mode=image_mode, on_error=on_error)
     except (PackError, OSError):
         if not _finished(dest):
             raise
