@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import loadwise
 from loadwise.errors import ResumeError
 from loadwise.loader import DataLoaderConfig
+from loadwise.loader.build import EpochBatchSampler
 from loadwise.sampling.order import epoch_order
 
 
@@ -151,3 +154,35 @@ def test_every_batch_names_its_samples_on_the_per_sample_path(arrays_packed: Pat
     got = _indices(list(loadwise.loader(data, config=cfg)))
     assert got == epoch_order(len(data), 8, 0).tolist()
     assert np.array_equal(np.sort(got), np.arange(len(data)))
+
+
+@given(
+    n=st.integers(1, 300),
+    world=st.integers(1, 4),
+    batch=st.integers(1, 40),
+    cut=st.integers(0, 400),
+    pad=st.booleans(),
+    seed=st.integers(0, 3),
+)
+def test_sampler_resumed_anywhere_continues_the_share_exactly(
+    n: int, world: int, batch: int, cut: int, pad: bool, seed: int
+) -> None:
+    shares = []
+    for rank in range(world):
+        order = lambda e: epoch_order(n, seed, e)  # noqa: E731
+        full = EpochBatchSampler(order, n, batch, False, rank, world, pad)
+        whole = np.concatenate(list(full)) if len(full) else np.empty(0, np.int64)
+        assert len(whole) == full.share
+        start = min(cut, full.share)
+        resumed = EpochBatchSampler(order, n, 7, False, rank, world, pad)
+        resumed.set_epoch(0, start)
+        rest = [b for b in resumed]
+        assert len(rest) == len(resumed)
+        tail = np.concatenate(rest) if rest else np.empty(0, np.int64)
+        assert np.array_equal(np.concatenate([whole[:start], tail]), whole)
+        shares.append(whole)
+    together = np.concatenate(shares)
+    if pad:
+        assert set(together.tolist()) == set(range(n))  # every index, the pad repeats a few
+    else:
+        assert len(set(together.tolist())) == len(together)  # disjoint, the tail dropped
