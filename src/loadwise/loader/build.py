@@ -194,7 +194,7 @@ class Loader:
                 batch = next(iterator)
             except StopIteration:
                 return
-            except RuntimeError as exc:
+            except (RuntimeError, ConnectionError, EOFError) as exc:
                 known = sampler.current if sampler is not None else []
                 failure = worker_failure(exc, iterator, known, self.epoch, self._position)
                 if failure is None:

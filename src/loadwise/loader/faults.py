@@ -22,16 +22,29 @@ _SHOWN = 8
 
 
 def worker_failure(
-    exc: RuntimeError, iterator: Any, batches: Sequence[np.ndarray], epoch: int, position: int
+    exc: BaseException,
+    iterator: Any,
+    batches: Sequence[np.ndarray],
+    epoch: int,
+    position: int,
 ) -> WorkerError | None:
-    """A ``WorkerError`` for torch's worker failure ``exc``, or None if it is something else."""
+    """A ``WorkerError`` for torch's worker failure ``exc``, or None if it is something else.
+
+    torch says "worker ... exited/killed" or "timed out" (RuntimeError); a worker dying
+    mid-message can also surface as a broken connection (ConnectionError, EOFError).
+    """
     text = str(exc)
-    died = _DIED.search(text)
-    timed_out = "timed out" in text
-    if died is None and not timed_out:
+    died = _DIED.search(text) if isinstance(exc, RuntimeError) else None
+    timed_out = isinstance(exc, RuntimeError) and "timed out" in text
+    procs = list(getattr(iterator, "_workers", []))
+    broken = isinstance(exc, ConnectionError | EOFError) and bool(procs)
+    if died is None and not timed_out and not broken:
         return None
-    workers = [getattr(w, "pid", None) for w in getattr(iterator, "_workers", [])]
-    pids = [int(p) for p in re.findall(r"\d+", died.group(1))] if died else []
+    workers = [getattr(w, "pid", None) for w in procs]
+    if died:
+        pids = [int(p) for p in re.findall(r"\d+", died.group(1))]
+    else:
+        pids = [w.pid for w in procs if broken and not w.is_alive()]
     ids = [workers.index(p) for p in pids if p in workers]
     pending = _pending(iterator, ids)
     who = (

@@ -1,0 +1,56 @@
+"""Worker failures as torch reports them become WorkerErrors naming worker and batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from loadwise.loader.faults import worker_failure
+
+
+@dataclass
+class FakeWorker:
+    pid: int
+    alive: bool
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+
+@dataclass
+class FakeIterator:
+    """What torch's multiprocessing iterator exposes: workers, tasks in flight, next wanted."""
+
+    _workers: list[FakeWorker]
+    _task_info: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    _rcvd_idx: int = 0
+
+
+BATCHES = [np.arange(i * 4, i * 4 + 4) for i in range(6)]
+
+
+def test_killed_by_signal_names_worker_and_its_batches() -> None:
+    it = FakeIterator([FakeWorker(11, True), FakeWorker(22, False)], {3: (1,), 4: (0,), 5: (1,)}, 3)
+    exc = RuntimeError("DataLoader worker (pid 22) is killed by signal: Killed. ")
+    error = worker_failure(exc, it, BATCHES, epoch=2, position=12)
+    assert error is not None
+    text = str(error)
+    assert "worker 1 (pid 22)" in text and "epoch 2 after 12 samples" in text
+    assert (
+        "batch 3 (samples [12, 13, 14, 15])" in text and "batch 5" in text and "batch 4" not in text
+    )
+
+
+def test_broken_connection_finds_the_dead_worker() -> None:
+    it = FakeIterator([FakeWorker(11, False), FakeWorker(22, True)], {2: (0,)}, 2)
+    error = worker_failure(ConnectionResetError(104, "reset"), it, BATCHES, 0, 8)
+    assert error is not None and "worker 0 (pid 11)" in str(error) and "batch 2" in str(error)
+
+
+def test_timeout_and_unrelated_errors() -> None:
+    it = FakeIterator([FakeWorker(11, True)], {1: (0,)}, 1)
+    timed = worker_failure(RuntimeError("DataLoader timed out after 5 seconds"), it, BATCHES, 0, 4)
+    assert timed is not None and "timed out" in str(timed) and "batch 1" in str(timed)
+    assert worker_failure(RuntimeError("shape mismatch"), it, BATCHES, 0, 4) is None
+    assert worker_failure(ConnectionResetError(), FakeIterator([]), BATCHES, 0, 0) is None
