@@ -11,6 +11,8 @@ from dataclasses import asdict
 from typing import Any
 
 from loadwise.loader import DataLoaderConfig, Loader, loader
+from loadwise.monitor.loop import Monitor
+from loadwise.monitor.stats import MonitorStats
 
 
 class EfficientDataLoader:
@@ -20,6 +22,8 @@ class EfficientDataLoader:
         self.dataset = dataset
         self.config = config or DataLoaderConfig()
         self.loader: Loader = loader(dataset, config=self.config)
+        #: With ``enable_monitoring``: wait vs step time, memory and CPU of main + workers.
+        self.monitor = Monitor(self.loader) if self.config.enable_monitoring else None
 
     @property
     def dataloader(self) -> Any:
@@ -27,6 +31,8 @@ class EfficientDataLoader:
         return self.loader.dataloader
 
     def __iter__(self) -> Iterator[Any]:
+        if self.monitor is not None:
+            return iter(self.monitor)
         return iter(self.loader)
 
     def __len__(self) -> int:
@@ -39,12 +45,15 @@ class EfficientDataLoader:
     def get_stats(self) -> dict[str, Any]:
         """Settings plus per-epoch timings (kept with ``enable_monitoring`` or
         ``log_loading_stats``); ``samples_per_second`` is the last epoch's, else None.
+        With ``enable_monitoring`` also ``total_time``, ``avg_batch_time``,
+        ``batches_per_second``, ``avg_memory_usage``, ``avg_cpu_usage`` (percents of the
+        system), ``data_wait_fraction``, ``peak_pss`` and ``diagnosis``.
         """
         epochs = [
             {**asdict(s), "samples_per_second": s.samples_per_second}
             for s in self.loader.get_stats()
         ]
-        return {
+        stats = {
             "batch_size": self.config.batch_size,
             "num_workers": self.config.num_workers,
             "pin_memory": self.config.resolved_pin_memory,
@@ -53,6 +62,30 @@ class EfficientDataLoader:
             "epochs": epochs,
             "samples_per_second": epochs[-1]["samples_per_second"] if epochs else None,
         }
+        if self.monitor is not None and self.monitor.clock.records:
+            stats.update(_performance(self.monitor.stats()))
+        return stats
+
+
+def _performance(stats: MonitorStats) -> dict[str, Any]:
+    """The documents' performance keys (``batches_per_second``, ``avg_memory_usage`` in %
+    of system memory, ``avg_cpu_usage`` in % of all cores) plus the monitor's findings.
+    """
+    memory = stats.timeline.memory
+    return {
+        "total_time": stats.seconds,
+        "avg_batch_time": stats.seconds / stats.batches,
+        "batches_per_second": stats.batches / stats.seconds if stats.seconds > 0 else 0.0,
+        "avg_memory_usage": _mean([s.system_memory_percent for s in memory]),
+        "avg_cpu_usage": _mean([s.system_cpu_percent for s in memory[1:]]),
+        "data_wait_fraction": stats.data_wait_fraction,
+        "peak_pss": stats.peak_pss,
+        "diagnosis": stats.diagnosis,
+    }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
 
 
 class DataLoaderFactory:

@@ -50,6 +50,7 @@ class BatchClock:
         self._open: tuple[int, int, float] | None = None  # (epoch, first, started)
         self._expected: int | None = None
         self._called = False
+        self._hidden = 0.0  # seconds ``on_last_batch`` took, kept out of the consumer's step
 
     @property
     def running(self) -> bool:
@@ -59,7 +60,7 @@ class BatchClock:
         """A new pass begins (a pass left unfinished, e.g. by ``break``, ends here)."""
         self.close_epoch()
         self._open = (len(self.epochs), len(self.records), started)
-        self._expected, self._called = expected, False
+        self._expected, self._called, self._hidden = expected, False, 0.0
 
     def record(self, asked: float, arrived: float, batch: Any) -> None:
         """One batch: asked for at ``asked``, in hand at ``arrived``."""
@@ -74,7 +75,8 @@ class BatchClock:
         if self._open is None:
             return
         previous = self.records[-1][1] if len(self.records) > self._open[1] else self._open[2]
-        self._finish(ended, tail_step=max(asked - previous, 0.0), tail_wait=ended - asked)
+        step = max(asked - previous - self._hidden, 0.0)
+        self._finish(ended, tail_step=step, tail_wait=ended - asked)
 
     def close_epoch(self) -> None:
         """End an unfinished pass at its last batch (the consumer stopped asking)."""
@@ -92,9 +94,12 @@ class BatchClock:
         self._last_batch()
 
     def _last_batch(self) -> None:
+        """Run ``on_last_batch`` once; its time is not the consumer's (see ``end_epoch``)."""
         if not self._called and self.on_last_batch is not None:
             self._called = True
+            started = time.perf_counter()
             self.on_last_batch()
+            self._hidden = time.perf_counter() - started
 
     def spans(self, now: float | None = None) -> list[EpochSpan]:
         """Finished epochs, plus the running one as it stands."""

@@ -49,6 +49,7 @@ class Monitor:
                 "this Monitor has no loader to iterate: make it with `monitor(loader)`, or "
                 "time iterators you create with `Monitor().track(iter(loader))`."
             )
+        self._baseline()
         started = now()
         return self.track(iter(self.loader), started=started, source=self.loader)
 
@@ -59,9 +60,8 @@ class Monitor:
         self, iterator: Iterator[Any], *, started: float | None = None, source: Any = None
     ) -> Iterator[Any]:
         """One epoch of ``iterator``'s batches, each timed; ``source`` is asked for workers."""
+        self._baseline()
         self.clock.start_epoch(now() if started is None else started, _length(source, iterator))
-        if not self.sampler.samples:
-            self.sampler.sample()  # the baseline, before any worker starts
         return self._timed(iterator, source)
 
     def _timed(self, iterator: Iterator[Any], source: Any) -> Iterator[Any]:
@@ -102,6 +102,11 @@ class Monitor:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _baseline(self) -> None:
+        """Memory before the first epoch (before any worker starts), outside timed spans."""
+        if not self.sampler.samples:
+            self.sampler.sample()
 
     def _snapshot(self) -> None:
         self.sampler.sample()

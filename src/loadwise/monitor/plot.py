@@ -14,7 +14,7 @@ import numpy as np
 from loadwise.errors import MissingExtraError
 from loadwise.monitor.stats import MonitorStats
 
-_BINS = 60
+_BINS, _PER_BIN = 60, 8  # at most 60 time bins, about 8 batches per bin on short runs
 MiB = 2**20
 
 
@@ -36,7 +36,7 @@ def draw(stats: MonitorStats, path: Path, title: str | None = None) -> Path:
         for start in stats.timeline.epoch_starts[1:]:
             axes.axvline(start, color="0.7", linewidth=0.8, linestyle=":")
     memory.set_xlabel("seconds since the first epoch began (dotted: epoch starts)")
-    figure.suptitle(title or f"loadwise monitor: {stats.diagnosis.split(';')[0]}")
+    figure.suptitle(title or f"loadwise monitor: {stats.diagnosis.split(':')[0]}")
     figure.savefig(path, format="png", dpi=100)
     return path
 
@@ -44,25 +44,26 @@ def draw(stats: MonitorStats, path: Path, title: str | None = None) -> Path:
 def _bins(stats: MonitorStats) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per time bin: centre, samples/s, wait fraction, and the bin edges."""
     t = np.asarray(stats.timeline.arrived)
+    bins = int(np.clip(t.size // _PER_BIN, 1, _BINS))
     end = float(t.max()) if t.size else 1.0
-    edges = np.linspace(0.0, max(end, 1e-3), _BINS + 1)
-    which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, _BINS - 1)
-    samples = np.bincount(which, weights=stats.timeline.samples, minlength=_BINS)
-    waits = np.bincount(which, weights=stats.timeline.waits, minlength=_BINS)
-    steps = np.bincount(which, weights=stats.timeline.steps, minlength=_BINS)
+    edges = np.linspace(0.0, max(end, 1e-3), bins + 1)
+    which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, bins - 1)
+    samples = np.bincount(which, weights=stats.timeline.samples, minlength=bins)
+    waits = np.bincount(which, weights=stats.timeline.waits, minlength=bins)
+    steps = np.bincount(which, weights=stats.timeline.steps, minlength=bins)
     loop = waits + steps
-    fraction = np.divide(waits, loop, out=np.full(_BINS, np.nan), where=loop > 0)
+    fraction = np.divide(waits, loop, out=np.full(bins, np.nan), where=loop > 0)
     return (edges[:-1] + edges[1:]) / 2, samples / np.diff(edges), fraction, edges
 
 
 def _throughput(rate: Any, wait: Any, stats: MonitorStats) -> None:
     centres, per_second, fraction, _ = _bins(stats)
-    rate.plot(centres, per_second, color="tab:blue")
+    rate.plot(centres, per_second, color="tab:blue", marker=".")
     rate.set_ylabel("samples/s")
     rate.set_title(
         f"throughput: {stats.samples_per_second:,.0f} samples/s over the loop", loc="left"
     )
-    wait.plot(centres, 100 * fraction, color="tab:red")
+    wait.plot(centres, 100 * fraction, color="tab:red", marker=".")
     wait.set_ylim(0, 100)
     wait.set_ylabel("% of loop time")
     wait.set_title(f"waiting for data: {stats.data_wait_fraction:.0%} overall", loc="left")
@@ -84,8 +85,4 @@ def _memory(axes: Any, stats: MonitorStats) -> None:
                   linewidth=1.5, label="total PSS")  # fmt: skip
         axes.legend(fontsize="small", ncol=2)
     axes.set_ylabel("MiB")
-    axes.set_title(
-        "memory per process: PSS (solid) and private heap (dashed); shared and "
-        "page-cache-backed pages are in PSS only",
-        loc="left",
-    )
+    axes.set_title("memory per process: PSS (solid), private heap (dashed)", loc="left")
