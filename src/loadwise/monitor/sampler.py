@@ -81,7 +81,8 @@ class ResourceSampler:
     def set_workers(self, pids: Sequence[int], prefix: str = "") -> None:
         """Name these child pids ``f"{prefix}worker {i}"`` in later samples."""
         with self._lock:
-            self._named[prefix] = {pid: f"{prefix}worker {i}" for i, pid in enumerate(pids)}
+            named = self._named.setdefault(prefix, {})  # last epoch's workers keep their names
+            named.update({pid: f"{prefix}worker {i}" for i, pid in enumerate(pids)})
             self._labels = {pid: r for named in self._named.values() for pid, r in named.items()}
 
     def start(self) -> None:
@@ -131,6 +132,9 @@ class ResourceSampler:
         for gone in set(self._procs) - alive:
             self._procs.pop(gone, None)
             self._cpu.pop(gone, None)
+        for named in self._named.values():
+            for gone in set(named) - alive:
+                del named[gone]
         unknown = [p.pid for p in tree.processes[1:] if p.pid not in self._labels]
         if not self._labels:
             unknown.sort(key=lambda pid: (self._created(pid), pid))
