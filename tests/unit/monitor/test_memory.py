@@ -166,8 +166,13 @@ def test_public_names() -> None:
     import loadwise.monitor
 
     assert loadwise.monitor.__all__ == [
+        "EpochSummary",
+        "Monitor",
+        "MonitorStats",
         "PeakMemory",
         "ProcessMemory",
+        "ProcessSummary",
         "TreeMemory",
+        "monitor",
         "process_memory",
     ]
