@@ -86,7 +86,8 @@ class DataLoaderPerformanceMonitor:
         now = _cpu_times()
         before, self._cpu_before = self._cpu_before or now, now
         total = now[1] - before[1]
-        self.cpu_usage.append(100 * (now[0] - before[0]) / total if total > 0 else 0.0)
+        busy = min(max((now[0] - before[0]) / total, 0.0), 1.0) if total > 0 else 0.0
+        self.cpu_usage.append(100 * busy)
 
     def get_stats(self) -> dict[str, float]:
         """``total_time``, ``avg_batch_time``, ``batches_per_second``, ``avg_memory_usage``

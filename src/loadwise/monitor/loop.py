@@ -2,8 +2,10 @@
 
 Per batch it costs two ``perf_counter`` calls and a list append (see ``clock.py``); memory
 and CPU of the main process and each worker are sampled by a thread every ``interval``
-seconds while an epoch runs, and once at each epoch's last batch. The thread starts after
-the first batch arrives, so DataLoader workers are never forked while it runs.
+seconds while an epoch runs, and once at each epoch's last batch while the workers are
+alive (a few ms per epoch, kept out of the reported loop time). The thread starts after the
+first batch arrives and is told to stop at the epoch's end, so DataLoader workers are not
+forked while it runs.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class Monitor:
         loader: Iterable[Any] | None = None,
         *,
         interval: float = 0.5,
-        max_cpu: float = 0.02,
+        max_cpu: float = 0.005,
     ) -> None:
         self.loader = loader
         self.sampler = ResourceSampler(interval=interval, max_cpu=max_cpu)
@@ -81,11 +83,13 @@ class Monitor:
                     self.sampler.start()
                 yield batch
         finally:
-            self.sampler.stop()
             clock.close_epoch()
+            self.sampler.stop(wait=False)  # its epoch-end sample still completes
 
     def stats(self) -> MonitorStats:
         """What the epochs so far cost; safe to call during an epoch."""
+        if not self.clock.running:
+            self.sampler.stop()  # let an epoch-end sample land first
         return summarize(list(self.clock.records), self.clock.spans(), list(self.sampler.samples))
 
     def close(self) -> None:
@@ -109,7 +113,7 @@ class Monitor:
             self.sampler.sample()
 
     def _snapshot(self) -> None:
-        self.sampler.sample()
+        self.sampler.sample()  # here, not in the thread: the workers are surely still alive
 
     def _found_workers(self, source: Any, iterator: Any) -> None:
         pids = worker_pids(iterator)
@@ -119,11 +123,12 @@ class Monitor:
             self.sampler.set_workers(pids)
 
 
-def monitor(loader: Iterable[Any], *, interval: float = 0.5, max_cpu: float = 0.02) -> Monitor:
+def monitor(loader: Iterable[Any], *, interval: float = 0.5, max_cpu: float = 0.005) -> Monitor:
     """Wrap ``loader`` (loadwise's, a ``DataLoader``, any iterable) to time and sample it.
 
-    ``interval`` is seconds between memory samples; ``max_cpu`` caps the sampling thread's
-    CPU time as a share of one core (sampling slows down on very large process trees).
+    ``interval`` is seconds between memory samples; ``max_cpu`` caps the share of wall time
+    spent sampling (reading a big process's memory stalls its allocations): on large trees
+    samples come less often than ``interval``.
     """
     return Monitor(loader, interval=interval, max_cpu=max_cpu)
 

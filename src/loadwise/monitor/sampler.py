@@ -52,14 +52,16 @@ class ResourceSample:
 class ResourceSampler:
     """Samples the process tree every ``interval`` seconds while started.
 
-    Reading memory costs about 2 ms per 100 MB resident per process, so after each sample
-    the thread waits long enough to keep its CPU time under ``max_cpu`` of one core.
+    Reading memory costs about 2 ms per 100 MB resident per process, and while the kernel
+    walks a process's page tables that process cannot map or unmap memory (every large
+    tensor allocation does): the loop stalls. So after each sample the thread waits long
+    enough to keep sampling under ``max_cpu`` of the wall time (default 0.5%).
     ``sample()`` takes one now, from any thread (epoch ends use it). ``error`` keeps why
     sampling stopped, if the watched process went away.
     """
 
     def __init__(
-        self, pid: int | None = None, *, interval: float = 0.5, max_cpu: float = 0.02
+        self, pid: int | None = None, *, interval: float = 0.5, max_cpu: float = 0.005
     ) -> None:
         if not interval > 0:
             raise ConfigError(f"`interval` must be positive seconds. Found: {interval!r}.")
@@ -75,7 +77,9 @@ class ResourceSampler:
         self._cpu: dict[int, tuple[float, float]] = {}  # pid -> (wall time, cpu seconds)
         self._system: tuple[float, float] | None = None  # (busy, total) cpu seconds
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._cost = 0.0  # wall seconds the last sample took
         self._thread: threading.Thread | None = None
 
     def set_workers(self, pids: Sequence[int], prefix: str = "") -> None:
@@ -86,27 +90,32 @@ class ResourceSampler:
             self._labels = {pid: r for named in self._named.values() for pid, r in named.items()}
 
     def start(self) -> None:
-        """Sample in a background thread until ``stop`` (no-op when already running)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="loadwise-monitor", daemon=True)
-        self._thread.start()
+        """Sample in a background thread until ``stop`` (a stopping thread is kept on)."""
+        with self._lock:
+            self._stopping = False
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="loadwise-monitor", daemon=True
+                )
+                self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the thread (waits for a sample in progress: a few ms at most)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+    def stop(self, wait: bool = True) -> None:
+        """Stop the thread; ``wait`` for a sample in progress (a few ms at most)."""
+        with self._lock:
+            self._stopping, thread = True, self._thread
+        self._wake.set()
+        if wait and thread is not None:
+            thread.join()
 
     def sample(self) -> ResourceSample | None:
         """Take one sample now and keep it; None if the watched process is gone."""
+        started = time.perf_counter()
         try:
             tree = process_memory(self.pid)
         except (ConfigError, psutil.Error) as error:
             self.error = error
             return None
+        self._cost = time.perf_counter() - started
         with self._lock:
             roles = self._roles(tree)
             sample = ResourceSample(
@@ -119,12 +128,19 @@ class ResourceSampler:
         return sample
 
     def _run(self) -> None:
-        pause = self.interval
-        while not self._stop.wait(pause):
-            started = time.thread_time()
+        pause = max(self.interval, self._idle_per_busy * self._cost)
+        while True:
+            self._wake.wait(pause)
+            self._wake.clear()
+            with self._lock:
+                if self._stopping:
+                    self._thread = None
+                    return
             if self.sample() is None:
+                with self._lock:
+                    self._thread = None
                 return
-            pause = max(self.interval, self._idle_per_busy * (time.thread_time() - started))
+            pause = max(self.interval, self._idle_per_busy * self._cost)
 
     def _roles(self, tree: TreeMemory) -> list[str]:
         """Known workers by their DataLoader number; other children by start order."""
@@ -190,4 +206,4 @@ class ResourceSampler:
         before, self._system = self._system, (busy, total)
         if before is None or total <= before[1]:
             return 0.0
-        return 100 * (busy - before[0]) / (total - before[1])
+        return 100 * min(max((busy - before[0]) / (total - before[1]), 0.0), 1.0)

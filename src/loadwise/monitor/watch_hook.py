@@ -73,7 +73,7 @@ class Session:
         return clock
 
     def _snapshot(self) -> None:
-        self.sampler.sample()
+        self.sampler.sample()  # here, not in the thread: the workers are surely still alive
 
     def report(self) -> dict[str, Any]:
         """Stats of every DataLoader that yielded a batch, as plain JSON-ready values."""
