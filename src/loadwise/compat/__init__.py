@@ -8,6 +8,12 @@ from loadwise.access.auto import LoadingMode
 from loadwise.compat.cache import packed_folder
 from loadwise.compat.datasets import BaseDataset, ImageDataset, MemoryEfficientDataset
 from loadwise.compat.loaders import DataLoaderFactory, EfficientDataLoader
+from loadwise.compat.monitors import DataLoaderPerformanceMonitor, MemoryMonitor
+from loadwise.compat.omniglot import (
+    OmniglotDataset,
+    OmniglotTaskDataset,
+    PrefetchedOmniglotDataset,
+)
 from loadwise.compat.splits import create_dataloaders
 from loadwise.loader.config import DataLoaderConfig
 
@@ -15,10 +21,15 @@ __all__ = [
     "BaseDataset",
     "DataLoaderConfig",
     "DataLoaderFactory",
+    "DataLoaderPerformanceMonitor",
     "EfficientDataLoader",
     "ImageDataset",
     "LoadingMode",
     "MemoryEfficientDataset",
+    "MemoryMonitor",
+    "OmniglotDataset",
+    "OmniglotTaskDataset",
+    "PrefetchedOmniglotDataset",
     "create_dataloaders",
     "packed_folder",
 ]

@@ -11,7 +11,6 @@ from dataclasses import asdict
 from typing import Any
 
 from loadwise.loader import DataLoaderConfig, Loader, loader
-from loadwise.monitor.loop import Monitor
 from loadwise.monitor.stats import MonitorStats
 
 
@@ -22,8 +21,6 @@ class EfficientDataLoader:
         self.dataset = dataset
         self.config = config or DataLoaderConfig()
         self.loader: Loader = loader(dataset, config=self.config)
-        #: With ``enable_monitoring``: wait vs step time, memory and CPU of main + workers.
-        self.monitor = Monitor(self.loader) if self.config.enable_monitoring else None
 
     @property
     def dataloader(self) -> Any:
@@ -31,8 +28,6 @@ class EfficientDataLoader:
         return self.loader.dataloader
 
     def __iter__(self) -> Iterator[Any]:
-        if self.monitor is not None:
-            return iter(self.monitor)
         return iter(self.loader)
 
     def __len__(self) -> int:
@@ -62,8 +57,9 @@ class EfficientDataLoader:
             "epochs": epochs,
             "samples_per_second": epochs[-1]["samples_per_second"] if epochs else None,
         }
-        if self.monitor is not None and self.monitor.clock.records:
-            stats.update(_performance(self.monitor.stats()))
+        monitor = self.loader.monitor
+        if self.config.enable_monitoring and monitor is not None and monitor.clock.records:
+            stats.update(_performance(monitor.stats()))
         return stats
 
 

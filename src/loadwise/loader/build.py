@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +21,8 @@ from loadwise.errors import ModeError, ResumeError
 from loadwise.loader.config import DataLoaderConfig
 from loadwise.loader.faults import DeferredWorkerDeath, worker_failure
 from loadwise.loader.state import LoaderState
+from loadwise.monitor.loop import Monitor
+from loadwise.monitor.stats import EpochSummary
 from loadwise.sampling.order import batches, epoch_order, partition
 from loadwise.sampling.ranks import distributed_rank
 
@@ -93,21 +93,6 @@ def _whole_batch(batch: Any) -> Any:
     return batch
 
 
-@dataclass(frozen=True)
-class EpochStats:
-    """Timings of one pass over the loader (kept when ``enable_monitoring`` is on)."""
-
-    epoch: int
-    batches: int
-    samples: int
-    seconds: float
-    wait_seconds: float
-
-    @property
-    def samples_per_second(self) -> float:
-        return self.samples / self.seconds if self.seconds > 0 else 0.0
-
-
 class Loader:
     """Iterates batches epoch after epoch; each new iteration starts the next epoch.
 
@@ -121,7 +106,8 @@ class Loader:
         self.rank, self.world = distributed_rank()
         self.epoch, self._next_epoch = 0, 0
         self._start, self._position, self._running = 0, 0, False
-        self.stats: list[EpochStats] = []
+        #: With ``enable_monitoring`` or ``log_loading_stats``: wait vs step, memory, CPU.
+        self.monitor = Monitor() if config.enable_monitoring or config.log_loading_stats else None
         self.sampler = self._sampler()
         self.dataloader = self._dataloader()
 
@@ -144,10 +130,12 @@ class Loader:
             self.sampler.set_epoch(self.epoch, self._position)
         self._running = True
         batches_iter: Iterator[Any] = (self._to_device(b) for b in self._delivered())
-        if self.config.enable_monitoring or self.config.log_loading_stats:
-            batches_iter = self._timed(batches_iter)
+        if self.monitor is not None:
+            batches_iter = self.monitor.track(batches_iter, source=self)
         yield from batches_iter
         self._running = False
+        if self.config.log_loading_stats and self.monitor is not None:
+            _log_epoch(self.monitor.stats().epochs[-1])
 
     def state_dict(self) -> dict[str, Any]:
         """Where this loader is: epoch and samples of this rank's share already yielded.
@@ -177,9 +165,10 @@ class Loader:
         sampler.set_epoch(self._next_epoch, self._start)  # so len() counts what is left
         self._running = False
 
-    def get_stats(self) -> list[EpochStats]:
-        """Per-epoch timings recorded so far (empty unless monitoring is on)."""
-        return list(self.stats)
+    def get_stats(self) -> list[EpochSummary]:
+        """Per-epoch timings and memory so far (empty unless monitoring is on); the whole
+        picture is ``loader.monitor.stats()``."""
+        return list(self.monitor.stats().epochs) if self.monitor is not None else []
 
     def _delivered(self) -> Iterator[Any]:
         """The DataLoader's batches, counting samples handed out; worker deaths explained."""
@@ -204,29 +193,6 @@ class Loader:
             if sampler is not None:
                 self._position = min(sampler.start + delivered * sampler.batch_size, sampler.share)
             yield batch
-
-    def _timed(self, source: Iterator[Any]) -> Iterator[Any]:
-        started, waited, count, samples = time.perf_counter(), 0.0, 0, 0
-        while True:
-            asked = time.perf_counter()
-            batch = next(source, None)
-            waited += time.perf_counter() - asked
-            if batch is None:
-                break
-            count, samples = count + 1, samples + _batch_len(batch)
-            yield batch
-        stats = EpochStats(self.epoch, count, samples, time.perf_counter() - started, waited)
-        self.stats.append(stats)
-        if self.config.log_loading_stats:
-            log.info(
-                "epoch %d: %d batches, %d samples in %.2f s (%.0f samples/s, %.0f%% waiting)",
-                stats.epoch,
-                stats.batches,
-                stats.samples,
-                stats.seconds,
-                stats.samples_per_second,
-                100 * stats.wait_seconds / max(stats.seconds, 1e-9),
-            )
 
     def _state(self, epoch: int, position: int) -> LoaderState:
         cfg = self.config
@@ -309,6 +275,14 @@ class _ListBatches(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self.inner)
+
+
+def _log_epoch(epoch: EpochSummary) -> None:
+    log.info(
+        "epoch %d: %d batches, %d samples in %.2f s (%.0f samples/s, %.0f%% waiting for data)",
+        epoch.epoch, epoch.batches, epoch.samples, epoch.seconds, epoch.samples_per_second,
+        100 * epoch.data_wait_fraction,
+    )  # fmt: skip
 
 
 def _check_memory(dataset: Any, max_memory_usage: float | None) -> None:

@@ -21,7 +21,7 @@ class DataLoaderConfig:
     batches go to a CUDA device, persistent workers whenever there are workers.
     ``memory_efficient`` fetches each batch with one gather per field (``get_batch``)
     instead of one ``__getitem__`` per sample. ``generator_seed`` fixes the sample order.
-    ``enable_monitoring`` records per-epoch timings (``Loader.get_stats``);
+    ``enable_monitoring`` times every batch and samples memory (``Loader.monitor``);
     ``log_loading_stats`` also logs them at the end of each epoch.
     ``timeout`` (seconds, 0 = none) bounds the wait for one batch from a worker.
     ``max_memory_usage`` (a fraction of available memory, None = no check) refuses an
