@@ -27,6 +27,7 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
+	$(PY) examples/fewshot_protonet.py --quick
 
 test: $(STAMP)
 	$(PY) -m pytest -q

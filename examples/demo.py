@@ -6,6 +6,9 @@
    fresh subprocess (``demo.py --contender eager --workers 2`` prints one JSON line), so one
    contender's memory cannot leak into the next one's peak PSS.
 4. Print a table and the issue's two targets, and write ``demo-data/demo-results.json``.
+5. Watch a training-shaped loop (2 ms "step" per batch) with ``loadwise.monitor``: per-file
+   with 2 workers, then packed eager; print each report and draw
+   ``demo-data/monitor-<contender>-<workers>w.png`` (throughput, data wait, memory per process).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import loadwise
 from loadwise.monitor import PeakMemory
+from loadwise.monitor import report as monitor_report
 from loadwise.testing import make_omniglot_tree
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +48,8 @@ BATCH, EPOCHS, SEED = 64, 2, 0
 WORKERS = (0, 2)
 CONTENDERS = tuple((name, w) for name in ("per-file", "eager", "lazy") for w in WORKERS)
 MiB, MB = 2**20, 10**6
+WATCHED = (("per-file", 2), ("eager", 0))
+STEP_SECONDS = 0.002
 SPEED_TARGET = 10.0
 PSS_FACTOR, PSS_SLACK = 1.15, 150 * MB
 
@@ -133,6 +139,23 @@ def run_contender(name: str, workers: int) -> dict[str, Any]:
     }
 
 
+def watch_contender(name: str, workers: int) -> dict[str, Any]:
+    """One epoch of a training-shaped loop through ``loadwise.monitor``; report and PNG."""
+    dataset, batches = open_contender(name, workers)
+    monitored = loadwise.monitor(batches)
+    for _ in monitored:
+        time.sleep(STEP_SECONDS)  # the model's step, as far as the input pipeline can tell
+    stats = monitored.stats()
+    monitored.close()
+    title = f"{name}, {workers} workers, {STEP_SECONDS * 1e3:.0f} ms step"
+    png = monitor_report.write_png(stats, DATA / f"monitor-{name}-{workers}w.png", title=title)
+    return {
+        "contender": name, "workers": workers, "png": str(png.relative_to(REPO)),
+        "data_wait_fraction": stats.data_wait_fraction, "diagnosis": stats.diagnosis,
+        "text": monitor_report.text(stats, title=f"{name}, {workers} workers"),
+    }  # fmt: skip
+
+
 def phase(memory: PeakMemory) -> dict[str, Any]:
     """A phase's peaks and who held what at its peak."""
     at_peak = [vars(p) for p in memory.peak.processes] if memory.peak else []
@@ -170,16 +193,19 @@ def pack_tree() -> loadwise.PackReport:
     return report
 
 
-def measure(name: str, workers: int) -> dict[str, Any]:
-    """Run one contender in a fresh interpreter and read its JSON line."""
+def measure(name: str, workers: int, watch: bool = False) -> dict[str, Any]:
+    """Run one contender (timed, or ``watch``ed) in a fresh interpreter; read its JSON line."""
     print(f"  {name}, {workers} workers ...", end="", flush=True)
     command = [sys.executable, __file__, "--contender", name, "--workers", str(workers)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO)
+    done = subprocess.run(
+        command + (["--watch"] if watch else []), capture_output=True, text=True, check=False,
+        cwd=REPO,
+    )  # fmt: skip
     if done.returncode != 0:
         print(f" failed (exit {done.returncode}):\n{done.stderr}")
         raise SystemExit(1)
     row: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f" {row['samples_per_s']:,.0f} samples/s")
+    print(f" {row['samples_per_s']:,.0f} samples/s" if not watch else f" {row['diagnosis']}")
     return row
 
 
@@ -323,6 +349,10 @@ def run_all() -> None:
     baseline = add_speedups(rows)
     checks = [speed_check(rows, baseline), memory_check(rows, row_of(idle, "idle", 2))]
     report(rows, idle, checks)
+    print("\nwatching a training-shaped loop with loadwise.monitor (each in a fresh subprocess):")
+    watched = [measure(name, w, watch=True) for name, w in WATCHED]
+    for w in watched:
+        print(f"\n{w['text']}\nplot: {w['png']}")
     total = time.perf_counter() - started
     results = {
         "machine": machine(),
@@ -330,6 +360,7 @@ def run_all() -> None:
         "pack": {"seconds": packed.seconds, "bytes": packed.num_bytes, "shards": packed.num_shards},
         "batch_size": BATCH, "epochs": EPOCHS, "seed": SEED,
         "idle": idle, "contenders": rows, "checks": checks, "total_seconds": total,
+        "watched": [{k: v for k, v in w.items() if k != "text"} for w in watched],
     }  # fmt: skip
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nresults: {RESULTS.relative_to(REPO)}; total {total:.0f} s")
@@ -339,9 +370,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contender", choices=("idle", "per-file", "eager", "lazy"))
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--watch", action="store_true", help="the monitored loop, not timing")
     args = parser.parse_args()
     if args.contender is None:
         run_all()
+    elif args.watch:
+        print(json.dumps(watch_contender(args.contender, args.workers)))
     else:
         print(json.dumps(run_contender(args.contender, args.workers)))
 
