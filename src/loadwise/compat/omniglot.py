@@ -285,9 +285,7 @@ def _packed(data_path: str | Path, size: tuple[int, int] | None, on_error: str) 
     path = Path(data_path).expanduser()
     if (path / MANIFEST_NAME).is_file():
         return path
-    if on_error == "raise":
-        return packed_folder(path, image_size=size, image_mode="L")
-    return packed_folder(path, image_size=size, image_mode="L", on_error=on_error)  # type: ignore[call-arg]
+    return packed_folder(path, image_size=size, image_mode="L", on_error=on_error)
 
 
 def _check_on_error(on_error: str) -> None:

@@ -212,10 +212,6 @@ def test_unreadable_files_are_skipped_when_asked(copied: Path) -> None:
         OmniglotDataset(copied, on_error="ignore")
 
 
-@pytest.mark.xfail(
-    raises=TypeError, strict=True,
-    reason="needs `on_error` in compat.cache.packed_folder (asked of the lead)",
-)  # fmt: skip
 def test_prefetching_a_folder_can_skip_unreadable_files(copied: Path) -> None:
     (sorted(copied.glob("*/*"))[1] / "corrupt.png").write_bytes(b"\x89PNG broken")
     fast = PrefetchedOmniglotDataset(copied, on_error="skip", progress=False)
