@@ -6,11 +6,12 @@
    run has the size of Omniglot's background split, 964 characters x 20 drawings of 105x105
    (4 alphabets x 241 characters); ``--quick`` has 200 characters. Packs it once.
 2. Episodes/s for 5-way 1-shot 15-query and 20-way 5-shot 5-query, batches of 16 tasks, with
-   each contender at each worker count (the first batch, which starts the workers, is not
-   timed): ``on-the-fly`` (``OmniglotTaskDataset(OmniglotDataset(folder))``, PNGs decoded per
-   task), ``prefetched`` (``OmniglotTaskDataset(PrefetchedOmniglotDataset(packed))``) and
-   ``packed`` (``loadwise.loader(loadwise.episodes(packed))``). Ratios are against the
-   on-the-fly dataset at its best worker count, measured in the same run.
+   each contender at each worker count, over at least a few batches and seconds (the first
+   batch, which starts the workers, is not timed):
+   - ``on-the-fly``: ``OmniglotTaskDataset(OmniglotDataset(folder))``, PNGs decoded per task;
+   - ``prefetched``: ``OmniglotTaskDataset(PrefetchedOmniglotDataset(packed))``;
+   - ``packed``: ``loadwise.loader(loadwise.episodes(packed))``.
+   Ratios are against the on-the-fly dataset at its best worker count, in the same run.
 3. Prefetch time from the packed dataset (page cache warm, best of 3) and peak PSS of main + 4
    workers while ``DataLoader(tasks, batch_size=16, num_workers=4)`` serves 5-way 1-shot
    15-query tasks from the prefetched dataset, each in a fresh subprocess, beside the same
@@ -64,11 +65,12 @@ class Scale:
     characters: int
     drawings: int
     batches: int
+    seconds: float  # at least this long per row
     workers: tuple[int, ...]
 
 
-QUICK = Scale(4, 50, 20, batches=3, workers=(0, 2))
-FULL = Scale(4, 241, 20, batches=8, workers=(0, 2, 4))
+QUICK = Scale(4, 50, 20, batches=3, seconds=1.0, workers=(0, 2))
+FULL = Scale(4, 241, 20, batches=8, seconds=3.0, workers=(0, 2, 4))
 
 
 def ensure_data(scale: Scale) -> tuple[Path, Path]:
@@ -108,26 +110,27 @@ def batches_of(name: str, tree: Path, packed: Path, shape: dict[str, int], worke
     return DataLoader(tasks_ds, TASKS_PER_BATCH, num_workers=workers)
 
 
-def episodes_per_second(batches: Iterable[Any], count: int) -> float:
-    """Tasks per second over ``count`` batches, after a first batch that starts the workers."""
+def episodes_per_second(batches: Iterable[Any], count: int, seconds: float) -> float:
+    """Tasks per second over at least ``count`` batches and ``seconds``, after a first batch
+    (which starts the workers)."""
     iterator: Iterator[Any] = iter(batches)
     next(iterator)
-    started = time.perf_counter()
-    for _ in range(count):
+    started, done = time.perf_counter(), 0
+    while done < count or time.perf_counter() - started < seconds:
         next(iterator)
-    return count * TASKS_PER_BATCH / (time.perf_counter() - started)
+        done += 1
+    return done * TASKS_PER_BATCH / (time.perf_counter() - started)
 
 
 def measure_speed(scale: Scale, tree: Path, packed: Path) -> list[dict[str, Any]]:
     rows = []
     for config, (n_way, k_shot, k_query) in CONFIGS.items():
         shape = {"n_way": n_way, "k_shot": k_shot, "k_query": k_query,
-                 "num_tasks": (scale.batches + 1) * TASKS_PER_BATCH}  # fmt: skip
+                 "num_tasks": 100_000}  # fmt: skip
         for name in CONTENDERS:
             for workers in scale.workers:
-                rate = episodes_per_second(
-                    batches_of(name, tree, packed, shape, workers), scale.batches
-                )
+                batches = batches_of(name, tree, packed, shape, workers)
+                rate = episodes_per_second(batches, scale.batches, scale.seconds)
                 rows.append({"config": config, "contender": name, "workers": workers,
                              "episodes_per_s": rate})  # fmt: skip
                 print(f"  {config} {name:<11} {workers} workers: {rate:8.1f} episodes/s")
@@ -235,8 +238,10 @@ def memory_lines(prefetch: dict[str, Any], used: dict[str, Any], idle: dict[str,
 def run(scale: Scale) -> None:
     started = time.perf_counter()
     tree, packed = ensure_data(scale)
-    print(f"threads: {torch.get_num_threads()}, cores: {os.cpu_count()}; batches of "
-          f"{TASKS_PER_BATCH} tasks, {scale.batches} timed batches per row")  # fmt: skip
+    print(
+        f"threads: {torch.get_num_threads()}, cores: {os.cpu_count()}; batches of "
+        f"{TASKS_PER_BATCH} tasks; >= {scale.batches} batches, {scale.seconds:.0f} s a row"
+    )
     rows = measure_speed(scale, tree, packed)
     prefetch = in_subprocess("prefetch", packed, 0)
     used = in_subprocess("memory", packed, 2 * scale.batches)
