@@ -77,12 +77,14 @@ def _memory(axes: Any, stats: MonitorStats) -> None:
         if not points:
             continue
         t = [x for x, _ in points]
-        line = axes.plot(t, [p.pss / MiB for _, p in points], label=f"{role} PSS")[0]
+        # markers: a short run may hold only a sample or two, which a bare line would hide
+        line = axes.plot(t, [p.pss / MiB for _, p in points], marker="o", label=f"{role} PSS")[0]
         private = [(p.anon if p.anon is not None else p.uss) / MiB for _, p in points]
-        axes.plot(t, private, color=line.get_color(), linestyle="--", label=f"{role} private")
+        axes.plot(t, private, color=line.get_color(), linestyle="--", marker="x",
+                  label=f"{role} private")  # fmt: skip
     if samples:
         axes.plot([s.t for s in samples], [s.total_pss / MiB for s in samples], color="black",
-                  linewidth=1.5, label="total PSS")  # fmt: skip
+                  linewidth=1.5, marker="s", label="total PSS")  # fmt: skip
         axes.legend(fontsize="small", ncol=2)
     axes.set_ylabel("MiB")
     axes.set_title("memory per process: PSS (solid), private heap (dashed)", loc="left")
