@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 import loadwise
@@ -47,6 +48,22 @@ def reference(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     return _digests(dest)
 
 
+def _assert_no_orphans(dest: Path, patience: float = 10.0) -> None:
+    """The killed pack's decode workers exit too (they would otherwise idle forever)."""
+    deadline = time.monotonic() + patience
+    while True:
+        left = [
+            p.pid
+            for p in psutil.process_iter(["cmdline", "status"])
+            if str(dest) in " ".join(p.info["cmdline"] or [])
+            and p.info["status"] != psutil.STATUS_ZOMBIE
+        ]
+        if not left:
+            return
+        assert time.monotonic() < deadline, f"pack workers orphaned: {left}"
+        time.sleep(0.1)
+
+
 def kill_and_resume(tree: Path, dest: Path, rng: random.Random) -> None:
     """One trial: start a pack, SIGKILL it at a random moment, check, then resume it."""
     workers = rng.choice([1, 2])
@@ -58,6 +75,7 @@ def kill_and_resume(tree: Path, dest: Path, rng: random.Random) -> None:
     time.sleep(rng.uniform(0, 1.2))
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    _assert_no_orphans(dest)
     if dest.exists():  # the previous dataset, or the new one if published before the kill
         assert verify(dest).ok
     else:

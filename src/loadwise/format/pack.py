@@ -6,12 +6,15 @@ it renamed to the destination. A crash leaves no folder at the destination that 
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import logging
 import multiprocessing
 import os
 import shutil
+import signal
+import sys
 import time
 import uuid
 from collections import deque
@@ -184,7 +187,9 @@ def _prepared(src: Source, plan: _Plan, skip: int) -> Iterator[Prepared]:
     if plan.workers == 1:
         yield from itertools.chain.from_iterable(map(work, chunks))
         return
-    with ProcessPoolExecutor(plan.workers, mp_context=_context()) as pool:
+    with ProcessPoolExecutor(
+        plan.workers, mp_context=_context(), initializer=die_with_parent
+    ) as pool:
         ahead = 4 * plan.workers
         yield from itertools.chain.from_iterable(_bounded_map(pool, work, chunks, ahead))
 
@@ -206,6 +211,23 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
         yield chunk
+
+
+def die_with_parent() -> None:
+    """In a decode worker: exit when ``pack``'s process dies (Linux ``PR_SET_PDEATHSIG``).
+
+    Idle pool workers never notice a SIGKILLed parent by themselves; without this every
+    killed ``pack`` would leave its workers behind.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the call: nobody will signal us
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _context() -> Any:
