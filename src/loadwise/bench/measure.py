@@ -21,7 +21,11 @@ from loadwise.monitor.memory import PeakMemory
 
 @dataclass(frozen=True)
 class Measurement:
-    """One contender's figures; seconds and bytes. ``private + shared = peak_pss``."""
+    """One contender's figures; seconds and bytes. ``private + shared = peak_pss``.
+
+    ``steady_rate`` is the best samples/s of any epoch after the first (the first pays for
+    starting workers and cold caches); ``epoch_end_pss`` is the tree's PSS after each epoch.
+    """
 
     name: str
     samples_per_epoch: tuple[int, ...]
@@ -34,6 +38,7 @@ class Measurement:
     baseline_pss: int = 0
     epoch_end_pss: tuple[int, ...] = ()
     disk_bytes: int = 0
+    steady_rate: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -82,12 +87,15 @@ def measure(
     disk_bytes: int = 0,
     memory: bool = True,
     consume: Callable[[Any], None] | None = None,
+    steady_seconds: float = 0.0,
 ) -> Measurement:
     """Iterate ``epochs`` epochs of ``epochs_of`` and time them.
 
     ``epochs_of`` is iterated afresh each epoch (a loader), or called for a new iterable.
     ``max_seconds`` cuts each epoch short (the rate is then over what was read): for tuning.
     ``consume`` is applied to each batch (e.g. touch the bytes), default nothing.
+    ``steady_seconds``: after ``epochs``, run more epochs (at most 20 in all) until this much
+    time has gone, so fast contenders get a steady rate that is more than a few milliseconds.
     """
     if epochs < 1:
         raise ConfigError(f"`epochs` must be >= 1. Found: {epochs}.")
@@ -99,7 +107,8 @@ def measure(
     if peak is not None:
         peak.__enter__()
     try:
-        for epoch in range(epochs):
+        epoch = 0
+        while epoch < epochs or (sum(seconds) < steady_seconds and epoch < max(epochs, 20)):
             source = epochs_of() if callable(epochs_of) else epochs_of
             n, took, to_first = _one_epoch(source, max_seconds, consume)
             counts.append(n)
@@ -108,12 +117,15 @@ def measure(
                 first = to_first
             if peak is not None:
                 ends.append(peak.sample().total_pss)
+            epoch += 1
     finally:
         if peak is not None:
             peak.__exit__(None, None, None)
+    rates = [n / s for n, s in zip(counts, seconds, strict=True) if s > 0]
+    steady = max(rates[1:] or rates or [0.0])
     return Measurement(
-        name, tuple(counts), tuple(seconds), first, prepare_seconds,
-        *_memory_figures(peak), tuple(ends), disk_bytes,
+        name, tuple(counts[:epochs]), tuple(seconds[:epochs]), first, prepare_seconds,
+        *_memory_figures(peak), tuple(ends), disk_bytes, steady,
     )  # fmt: skip
 
 
