@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from loadwise.access.budget import eager_budget
-from loadwise.errors import ModeError, ResumeError
+from loadwise.errors import ConfigError, ModeError, ResumeError
+from loadwise.loader.autotune import tuned_config
 from loadwise.loader.config import DataLoaderConfig
 from loadwise.loader.faults import DeferredWorkerDeath, worker_failure
 from loadwise.loader.state import LoaderState
@@ -336,16 +337,24 @@ def loader(
     num_workers: int | None = None,
     drop_last: bool | None = None,
     device: str | None = None,
-    config: DataLoaderConfig | None = None,
+    config: DataLoaderConfig | Literal["auto"] | None = None,
 ) -> Loader:
     """Batches of ``dataset`` in a seeded order; arguments given override ``config``.
 
     ``seed`` is ``config.generator_seed``; everything else ``DataLoaderConfig`` holds
     (pinning, prefetch, custom samplers, monitoring) is set through ``config``.
+    ``config="auto"`` measures candidate settings (workers, prefetch, batched fetch) on this
+    dataset for a few seconds and uses the fastest: what ``loadwise tune`` prints, cached per
+    dataset, batch size and machine, so later runs start at once.
     """
     given = {
         "batch_size": batch_size, "shuffle": shuffle, "generator_seed": seed,
         "num_workers": num_workers, "drop_last": drop_last, "device": device,
     }  # fmt: skip
-    base = config or DataLoaderConfig()
+    if config == "auto":
+        base = tuned_config(dataset, batch_size or DataLoaderConfig.batch_size)
+    elif isinstance(config, str):
+        raise ConfigError(f"`config` is a DataLoaderConfig, None or 'auto'. Found: {config!r}.")
+    else:
+        base = config or DataLoaderConfig()
     return Loader(dataset, base.with_options(**{k: v for k, v in given.items() if v is not None}))
