@@ -1,0 +1,61 @@
+"""The fast JPEG path (simplejpeg) gives Pillow's pixels, and stays strict."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from loadwise.errors import SourceError
+from loadwise.format import codecs
+
+
+def _jpeg(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def _pillow(data: bytes, mode: str | None) -> np.ndarray:
+    image = codecs._to_mode(Image.open(io.BytesIO(data)), mode)
+    array = np.asarray(image)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+@pytest.fixture
+def color() -> bytes:
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(rng.integers(0, 9, size=(48, 40, 3)), axis=1) % 256
+    return _jpeg(smooth.astype(np.uint8))
+
+
+@pytest.mark.parametrize("mode", [None, "RGB", "L"])
+def test_fast_path_matches_pillow_pixel_for_pixel(color: bytes, mode: str | None) -> None:
+    pytest.importorskip("simplejpeg")
+    decoded = codecs.decode_image(color, mode=mode)
+    assert decoded.flags.c_contiguous
+    np.testing.assert_array_equal(decoded, _pillow(color, mode))
+
+
+@pytest.mark.parametrize("mode", [None, "RGB", "L"])
+def test_grayscale_jpeg_matches_pillow(mode: str | None) -> None:
+    gray = _jpeg(np.arange(30 * 20, dtype=np.uint8).reshape(30, 20))
+    np.testing.assert_array_equal(codecs.decode_image(gray, mode=mode), _pillow(gray, mode))
+
+
+def test_truncated_jpeg_is_a_source_error(color: bytes) -> None:
+    with pytest.raises(SourceError, match="sample 7"):
+        codecs.decode_image(color[: len(color) // 2], name="sample 7")
+
+
+def test_bomb_limit_applies_to_the_fast_path(color: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(SourceError, match="bomb"):
+        codecs.decode_image(color)
+
+
+def test_without_simplejpeg_pillow_decodes(color: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codecs, "_simplejpeg", lambda: None)
+    np.testing.assert_array_equal(codecs.decode_image(color), _pillow(color, None))
