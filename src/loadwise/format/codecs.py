@@ -102,3 +102,36 @@ def _decode_jpeg(fast: ModuleType, data: bytes, mode: str | None, name: str) -> 
     except ValueError as exc:
         raise SourceError(f"cannot decode image `{name}`: {exc}") from exc
     return array.transpose(2, 0, 1) if mode == "L" else np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def decode_batch(datas: list[bytes], *, mode: str | None, names: list[str]) -> np.ndarray | None:
+    """Same-size JPEGs decoded into one ``(N, H, W, C)`` buffer, returned as an
+    ``(N, C, H, W)`` view; None when this fast path does not apply (then decode one by one).
+
+    One allocation per batch instead of one per image plus a copy to stack them: 1.7x the
+    per-image rate here (fresh 200 KB buffers page-fault on every image).
+    """
+    fast = _simplejpeg()
+    if fast is None or not datas or any(d[:3] != _JPEG_MAGIC for d in datas):
+        return None
+    try:
+        heads = [fast.decode_jpeg_header(d) for d in datas]
+    except ValueError:
+        return None  # one by one names the bad sample
+    if len({(h, w) for h, w, _, _ in heads}) != 1 or any(
+        space not in _JPEG_SPACES or (mode == "L" and space != "Gray") for _, _, space, _ in heads
+    ):
+        return None
+    height, width = heads[0][0], heads[0][1]
+    modes = {mode or _JPEG_SPACES[space] for _, _, space, _ in heads}
+    limit = Image.MAX_IMAGE_PIXELS
+    if len(modes) != 1 or (limit is not None and height * width > limit):
+        return None
+    gray = modes == {"L"}
+    out = np.empty((len(datas), height, width, 1 if gray else 3), dtype=np.uint8)
+    for j, (data, name) in enumerate(zip(datas, names, strict=True)):
+        try:
+            fast.decode_jpeg(data, colorspace="GRAY" if gray else "RGB", buffer=out[j])
+        except ValueError as exc:
+            raise SourceError(f"cannot decode image `{name}`: {exc}") from exc
+    return out.transpose(0, 3, 1, 2)

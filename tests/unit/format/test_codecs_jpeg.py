@@ -59,3 +59,29 @@ def test_bomb_limit_applies_to_the_fast_path(color: bytes, monkeypatch: pytest.M
 def test_without_simplejpeg_pillow_decodes(color: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(codecs, "_simplejpeg", lambda: None)
     np.testing.assert_array_equal(codecs.decode_image(color), _pillow(color, None))
+
+
+def test_decode_batch_matches_one_by_one(color: bytes) -> None:
+    pytest.importorskip("simplejpeg")
+    gray = _jpeg(np.arange(48 * 40, dtype=np.uint8).reshape(48, 40))
+    for mode, datas in ((None, [color, color]), ("RGB", [color, gray]), ("L", [gray, gray])):
+        batch = codecs.decode_batch(datas, mode=mode, names=["a", "b"])
+        assert batch is not None
+        expected = np.stack([codecs.decode_image(d, mode=mode) for d in datas])
+        np.testing.assert_array_equal(batch, expected)
+
+
+def test_decode_batch_declines_what_it_cannot_do_alike(color: bytes) -> None:
+    png = io.BytesIO()
+    Image.new("RGB", (40, 48)).save(png, "PNG")
+    small = _jpeg(np.zeros((8, 8, 3), dtype=np.uint8))
+    assert codecs.decode_batch([color, png.getvalue()], mode=None, names=["a", "b"]) is None
+    assert codecs.decode_batch([color, small], mode=None, names=["a", "b"]) is None
+    assert codecs.decode_batch([color], mode="L", names=["a"]) is None  # Pillow's luma
+
+
+def test_decode_batch_names_a_damaged_sample(color: bytes) -> None:
+    pytest.importorskip("simplejpeg")
+    broken = color[:-200]
+    with pytest.raises(SourceError, match="sample 3"):
+        codecs.decode_batch([color, broken], mode=None, names=["sample 2", "sample 3"])
