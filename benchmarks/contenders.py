@@ -193,10 +193,12 @@ def hf_datasets(folder: Path, record: dict[str, Any], workers: int) -> Contender
 def _loadwise(path: Path, mode: str, workers: int | None, crop: bool, prepare: float,
               disk: int) -> Contender:  # fmt: skip
     started = time.perf_counter()
-    dataset = loadwise.open(path, mode)
+    dataset = loadwise.open(path, mode, fields=["image", "label"])
     opened = time.perf_counter() - started
     if workers is None:
-        config = tuned_config(dataset, BATCH, seconds=float(os.environ.get(TUNE_ENV, "1.0")))
+        seconds = float(os.environ.get(TUNE_ENV, "1.0"))
+        few = [{"num_workers": 0}, {"num_workers": 2, "prefetch_factor": 2}]  # quick runs
+        config = tuned_config(dataset, BATCH, seconds=seconds, candidates=few if seconds < 1 else None)
     else:
         config = loadwise.DataLoaderConfig(batch_size=BATCH, num_workers=workers)
     run = loadwise.loader(dataset, config=config.with_options(generator_seed=SEED))

@@ -18,13 +18,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("folder", type=Path)
     parser.add_argument("name", choices=sorted(CONTENDERS))
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, help="default 3 for loadwise (memory growth), else 2")
     parser.add_argument("--steady-seconds", type=float, default=1.0)
     args = parser.parse_args()
     record = json.loads((args.folder / "built.json").read_text())
     workload, build, workers = CONTENDERS[args.name]
     contender = build(args.folder, record, workers)
-    result = measure(args.name, contender.epochs_of, epochs=args.epochs,
+    epochs = args.epochs or (3 if "loadwise" in args.name else 2)
+    result = measure(args.name, contender.epochs_of, epochs=epochs,
                      prepare_seconds=contender.prepare_seconds,
                      disk_bytes=contender.disk_bytes,
                      steady_seconds=args.steady_seconds)  # fmt: skip

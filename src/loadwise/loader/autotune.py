@@ -95,15 +95,19 @@ def tuned_config(
     *,
     seconds: float = 2.0,
     refresh: bool = False,
+    candidates: list[dict[str, Any]] | None = None,
 ) -> DataLoaderConfig:
-    """``base`` with the measured best options for ``dataset``; cached for packed datasets."""
+    """``base`` with the measured best options for ``dataset``; cached for packed datasets.
+
+    ``refresh`` measures again even if a cached answer exists; ``candidates`` as in ``tune``.
+    """
     base = (base or DataLoaderConfig()).with_options(batch_size=batch_size)
     path = cache_path(dataset, batch_size)
     if path is not None and not refresh and (found := _read(path)) is not None:
         return base.with_options(**found)
-    best = tune(dataset, batch_size=batch_size, seconds=seconds, base=base)[0]
+    best = tune(dataset, batch_size=batch_size, seconds=seconds, candidates=candidates, base=base)[0]
     if path is not None:
-        _write(path, best)
+        save_result(path, best)
     return base.with_options(**best.options)
 
 
@@ -150,7 +154,8 @@ def _read(path: Path) -> dict[str, Any] | None:
     return options
 
 
-def _write(path: Path, best: TuneResult) -> None:
+def save_result(path: Path, best: TuneResult) -> None:
+    """Keep ``best`` as the cached answer at ``path`` (written atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"options": best.options, "samples_per_second": best.samples_per_second,
               "machine": machine_fingerprint()}  # fmt: skip
