@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from loadwise._version import __version__
-from loadwise.cli import info_cmd, pack_cmd, verify_cmd, watch_cmd
+from loadwise.cli import bench_cmd, info_cmd, pack_cmd, tune_cmd, verify_cmd, watch_cmd
 from loadwise.errors import LoadwiseError
 
-COMMANDS = (pack_cmd, info_cmd, verify_cmd, watch_cmd)
+COMMANDS = (pack_cmd, info_cmd, verify_cmd, watch_cmd, bench_cmd, tune_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
