@@ -198,7 +198,9 @@ def _loadwise(path: Path, mode: str, workers: int | None, crop: bool, prepare: f
     if workers is None:
         seconds = float(os.environ.get(TUNE_ENV, "1.0"))
         few = [{"num_workers": 0}, {"num_workers": 2, "prefetch_factor": 2}]  # quick runs
-        config = tuned_config(dataset, BATCH, seconds=seconds, candidates=few if seconds < 1 else None)
+        config = tuned_config(
+            dataset, BATCH, seconds=seconds, candidates=few if seconds < 1 else None
+        )
     else:
         config = loadwise.DataLoaderConfig(batch_size=BATCH, num_workers=workers)
     run = loadwise.loader(dataset, config=config.with_options(generator_seed=SEED))

@@ -4,7 +4,6 @@ and the same as JSON, markdown and a PNG of samples/s per workload."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,10 @@ def write(results: dict[str, Any], out: Path) -> None:
     (out / "results.md").write_text(text + "\n")
     (out / "results.json").write_text(json.dumps(results, indent=1))
     rows = results["contenders"]
-    panels = {w: [(n, r.get("steady_rate", 0.0)) for n, r in rows.items()
-                  if r.get("extra", {}).get("workload") == w] for w in ("decoded", "encoded")}  # fmt: skip
+    panels = {
+        w: [(n, r.get("steady_rate", 0.0)) for n, r in rows.items() if _workload(r) == w]
+        for w in ("decoded", "encoded")
+    }
     limits = {}
     if "numpy (limit)" in rows and "steady_rate" in rows["numpy (limit)"]:
         limits["decoded"] = rows["numpy (limit)"]["steady_rate"]
@@ -29,6 +30,10 @@ def write(results: dict[str, Any], out: Path) -> None:
         limits["encoded"] = max(rates.values()) * results["context"]["cores"]
     draw_rates({k: v for k, v in panels.items() if v}, out / "results.png", limits=limits,
                title="samples/s, steady epoch (log); dashed: limit")  # fmt: skip
+
+
+def _workload(row: dict[str, Any]) -> str | None:
+    return row.get("extra", {}).get("workload")
 
 
 def _rate(rows: dict[str, Any], *names: str) -> float:
@@ -83,8 +88,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
     def ratio(target: str, num: float, den: float, wanted: float) -> None:
         value = num / den if den else None
-        out.append({"target": target, "measured": "-" if value is None else f"{value:.2f}x",
-                    "wanted": f">= {wanted}x", "pass": None if value is None else value >= wanted})  # fmt: skip
+        measured = "-" if value is None else f"{value:.2f}x"
+        ok = None if value is None else value >= wanted
+        out.append({"target": target, "measured": measured, "wanted": f">= {wanted}x", "pass": ok})
 
     ratio("decoded eager / numpy limit", r("loadwise eager", "loadwise eager w2"),
           r("numpy (limit)"), 0.8)  # fmt: skip
@@ -109,10 +115,16 @@ def _memory_targets(rows: dict[str, Any], ctx: dict[str, Any], record: dict[str,
                     out: list[dict[str, Any]]) -> None:  # fmt: skip
     idle = ctx["idle"]["pss"]
     decoded = record["decoded_samples"] * record["decoded_sample_bytes"]
-    over = lambda name: rows[name]["peak_pss"] - idle if "peak_pss" in rows.get(name, {}) else None  # noqa: E731
-    check: Callable[[str, float | None, float, str], None] = lambda t, v, w, s: out.append(
-        {"target": t, "measured": "-" if v is None else f"{v / MB:,.0f} MB", "wanted": s,
-         "pass": None if v is None else v <= w})  # fmt: skip
+
+    def over(name: str) -> float | None:
+        found = rows.get(name, {})
+        return found["peak_pss"] - idle if "peak_pss" in found else None
+
+    def check(target: str, value: float | None, most: float, wanted: str) -> None:
+        measured = "-" if value is None else f"{value / MB:,.0f} MB"
+        ok = None if value is None else value <= most
+        out.append({"target": target, "measured": measured, "wanted": wanted, "pass": ok})
+
     eager2 = over("loadwise eager w2")
     check("eager w2 PSS over idle interpreter", eager2, 1.15 * decoded + 150 * MB,
           f"<= {(1.15 * decoded + 150 * MB) / MB:,.0f} MB")  # fmt: skip
@@ -128,5 +140,7 @@ def _memory_targets(rows: dict[str, Any], ctx: dict[str, Any], record: dict[str,
         ends = r.get("epoch_end_pss", [])
         if name.startswith(("loadwise", "JPEG loadwise")) and len(ends) >= 3 and ends[0]:
             growth = (ends[2] - ends[0]) / ends[0]
-            out.append({"target": f"{name}: PSS growth epoch 1 -> 3", "measured":
-                        f"{100 * growth:+.1f}%", "wanted": "< 2%", "pass": growth < 0.02})  # fmt: skip
+            target = f"{name}: PSS growth epoch 1 -> 3"
+            measured = f"{100 * growth:+.1f}%"
+            out.append({"target": target, "measured": measured, "wanted": "< 2%",
+                        "pass": growth < 0.02})  # fmt: skip

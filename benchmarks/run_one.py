@@ -1,6 +1,6 @@
 """Measure one contender in a fresh process, so its memory is its own; prints JSON.
 
-    python -m benchmarks.run_one FOLDER NAME [--epochs 2]
+python -m benchmarks.run_one FOLDER NAME [--epochs 2]
 """
 
 from __future__ import annotations

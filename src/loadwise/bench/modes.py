@@ -1,4 +1,4 @@
-"""``bench_modes``: one packed dataset measured in each mode and worker count (``loadwise bench``)."""
+"""``bench_modes``: a packed dataset measured in each mode and worker count (``loadwise bench``)."""
 
 from __future__ import annotations
 

@@ -105,7 +105,9 @@ def tuned_config(
     path = cache_path(dataset, batch_size)
     if path is not None and not refresh and (found := _read(path)) is not None:
         return base.with_options(**found)
-    best = tune(dataset, batch_size=batch_size, seconds=seconds, candidates=candidates, base=base)[0]
+    best = tune(dataset, batch_size=batch_size, seconds=seconds, candidates=candidates, base=base)[
+        0
+    ]
     if path is not None:
         save_result(path, best)
     return base.with_options(**best.options)
@@ -132,9 +134,9 @@ def machine_fingerprint() -> str:
     except (ValueError, OSError, AttributeError):
         memory = 0
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
-    parts = [platform.machine(), platform.processor(), str(os.cpu_count()), str(affinity),
-             str(memory), str(torch.cuda.is_available()), torch.__version__, __version__]  # fmt: skip
-    return "|".join(parts)
+    parts = [platform.machine(), platform.processor(), os.cpu_count(), affinity, memory,
+             torch.cuda.is_available(), torch.__version__, __version__]  # fmt: skip
+    return "|".join(map(str, parts))
 
 
 def _read(path: Path) -> dict[str, Any] | None:
