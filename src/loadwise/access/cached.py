@@ -1,7 +1,9 @@
 """Cached mode: lazy reads plus an LRU of decoded samples, bounded in bytes per process.
 
 Worth it for encoded data (PNG/JPEG bytes): a sample is decoded once and then served from
-RAM until the byte budget pushes it out.
+RAM until the byte budget pushes it out. With nothing to decode (every field stored as
+arrays) a cached copy would only repeat the page cache at a per-sample cost, so batches
+come straight from the memory map, as in lazy mode.
 """
 
 from __future__ import annotations
@@ -70,10 +72,12 @@ class CachedDataset(LazyDataset):
             raise ConfigError(f"`cache_bytes` must be >= 0. Found: {cache_bytes}.")
         super().__init__(root, fields=fields, verify=verify)
         self.cache = LRUBytes(cache_bytes)
+        #: Whether any selected field is decoded on read (else nothing is worth caching).
+        self.decodes = any(spec.codec == "image" for spec in self.fields)
 
     def get_batch(self, indices: Sequence[int] | np.ndarray) -> Batch:
         idx = self._checked(indices)
-        if idx.size == 0:
+        if idx.size == 0 or not self.decodes:
             return super().get_batch(idx)
         rows: dict[int, Batch] = {}
         missing = []
