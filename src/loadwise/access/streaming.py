@@ -25,6 +25,8 @@ from loadwise.sampling.ranks import distributed_rank, worker_slot
 DEFAULT_WINDOW = 4
 _CHUNK = 64
 _MAX_OPEN = 16
+#: Below this, a batch's rows of one shard are read as one span (bounded memory).
+_SPAN_BYTES = 256 * 1024
 
 
 class _OpenShard:
@@ -73,11 +75,26 @@ class PreadStorage:
         self._open: OrderedDict[int, _OpenShard] = OrderedDict()
 
     def gather_array(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
+        """Rows read straight into the batch: one ``pread`` per row, or one read of the
+        whole span when it is small (labels and other narrow fields: one syscall)."""
         out = np.empty((len(indices), *spec.shape), dtype=spec.dtype)
-        rows = out.view(np.uint8).reshape(len(indices), spec.row_bytes)
-        for j, (shard, local) in enumerate(self._locate(indices)):
-            start = shard.spec.buffers[spec.name]["values"].offset + local * spec.row_bytes
-            shard.read_into(memoryview(rows[j]), start)
+        size = spec.row_bytes
+        rows = out.view(np.uint8).reshape(len(indices), size)
+        owners = np.searchsorted(self._starts, indices, side="right") - 1
+        for number in np.unique(owners).tolist():
+            positions = np.flatnonzero(owners == number)
+            shard = self._shard(number)
+            local = indices[positions] - self._starts[number]
+            base = shard.spec.buffers[spec.name]["values"].offset
+            low, high = int(local.min()), int(local.max()) + 1
+            if (high - low) * size <= max(_SPAN_BYTES, 4 * len(positions) * size):
+                span = shard.read((high - low) * size, base + low * size)
+                rows[positions] = np.frombuffer(span, np.uint8).reshape(high - low, size)[
+                    local - low
+                ]
+                continue
+            for j, start in zip(positions.tolist(), (base + local * size).tolist(), strict=True):
+                shard.read_into(memoryview(rows[j]), start)
         return out
 
     def gather_bytes(self, spec: FieldSpec, indices: np.ndarray) -> list[bytes]:
