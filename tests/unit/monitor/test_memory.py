@@ -128,7 +128,9 @@ def test_shared_mapping_is_counted_once_in_pss_twice_in_rss() -> None:
 
 def test_peak_memory_catches_a_short_spike(child: Child) -> None:
     size = 150 * MiB
-    with PeakMemory(interval=0.02) as memory:
+    # max_cpu=1: sample every interval whatever a snapshot costs; a big test process (late in
+    # the suite) makes snapshots slow, and the default throttle could then skip the spike
+    with PeakMemory(interval=0.02, max_cpu=1.0) as memory:
         child.ask("spike", size, 0.3)
     after = process_memory()
     assert memory.error is None and memory.samples >= 3
