@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="where data is built and kept")
     parser.add_argument("--out", type=Path, help="results folder (default DATA/results)")
     parser.add_argument("--only", nargs="*", help="run only contenders whose name has these")
+    parser.add_argument("--no-large", action="store_true", help="full runs: skip the 4 GB part")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     data = args.data or Path(f"/tmp/loadwise-bench-{'quick' if args.quick else 'full'}")
@@ -49,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name} ...", end="", flush=True)
         results["contenders"][name] = one(data, name, env)
         print(f" {results['contenders'][name].get('steady_rate', 0):,.0f} samples/s", flush=True)
+    if not args.quick and not args.no_large and not args.only:
+        print("  4 GB dataset: first batch, streaming memory ...", flush=True)
+        done = subprocess.run([sys.executable, "-m", "benchmarks.large", str(data)], env=env,
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        results["large"] = json.loads(done.stdout.strip().splitlines()[-1])
     results["seconds"] = time.perf_counter() - started
     report.write(results, out)
     print(f"wrote {out}/results.json, results.md, results.png in {results['seconds']:.0f} s")
