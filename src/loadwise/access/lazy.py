@@ -16,21 +16,19 @@ from loadwise.format.spec import FieldSpec, Manifest
 
 
 class MappedStorage:
-    """Per-shard memory maps, opened (and verified, by policy) when a shard is first read."""
+    """Per-shard memory maps, opened when a shard is first read (blocks are verified by
+    ``PackedBase`` as they are first read, so no whole-file hashing here)."""
 
-    def __init__(self, root: Path, manifest: Manifest, verify: bool) -> None:
+    def __init__(self, root: Path, manifest: Manifest) -> None:
         self._root = root
         self._manifest = manifest
-        self._verify = verify
         self._starts = manifest.shard_starts()
         self._shards: dict[int, MappedShard] = {}
 
     def shard(self, number: int) -> MappedShard:
         if number not in self._shards:
             spec = self._manifest.shards[number]
-            self._shards[number] = MappedShard(
-                self._root, spec, self._manifest.fields, self._verify
-            )
+            self._shards[number] = MappedShard(self._root, spec, self._manifest.fields, False)
         return self._shards[number]
 
     def gather_array(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
@@ -68,4 +66,4 @@ class LazyDataset(PackedDataset):
     mode = "lazy"
 
     def _open_storage(self) -> Storage:
-        return MappedStorage(self.root, self.manifest, verify=False)  # blocks: base.py
+        return MappedStorage(self.root, self.manifest)

@@ -17,7 +17,7 @@ from torch.utils.data import IterableDataset
 
 from loadwise.access.base import Batch, PackedBase, Storage
 from loadwise.errors import IntegrityError
-from loadwise.format.reader import check_layout, check_offsets, check_size, verify_file
+from loadwise.format.reader import check_layout, check_offsets, check_size
 from loadwise.format.spec import FieldSpec, Manifest, ShardSpec
 from loadwise.sampling.order import batches, block_order, partition
 from loadwise.sampling.ranks import distributed_rank, worker_slot
@@ -32,12 +32,10 @@ _SPAN_BYTES = 256 * 1024
 class _OpenShard:
     """A file descriptor plus the small offset tables of its variable-length fields."""
 
-    def __init__(self, root: Path, spec: ShardSpec, fields: tuple[FieldSpec, ...], verify: bool):
+    def __init__(self, root: Path, spec: ShardSpec, fields: tuple[FieldSpec, ...]):
         path = root / spec.name
         check_size(path, spec)
         check_layout(spec, fields)
-        if verify:
-            verify_file(path, spec)
         self.spec = spec
         self.fd = os.open(path, os.O_RDONLY)
         self.offsets = {f.name: self._offsets(f) for f in fields if f.kind != "array"}
@@ -67,10 +65,12 @@ class _OpenShard:
 
 
 class PreadStorage:
-    """Reads rows straight from the files into the batch; keeps at most a few shards open."""
+    """Reads rows straight from the files into the batch; keeps at most a few shards open.
 
-    def __init__(self, root: Path, manifest: Manifest, verify: bool) -> None:
-        self._root, self._manifest, self._verify = root, manifest, verify
+    Blocks are verified by ``PackedBase`` as they are first read (no whole-file hashing)."""
+
+    def __init__(self, root: Path, manifest: Manifest) -> None:
+        self._root, self._manifest = root, manifest
         self._starts = manifest.shard_starts()
         self._open: OrderedDict[int, _OpenShard] = OrderedDict()
 
@@ -119,7 +119,7 @@ class PreadStorage:
             self._open.move_to_end(number)
             return self._open[number]
         spec = self._manifest.shards[number]
-        self._open[number] = _OpenShard(self._root, spec, self._manifest.fields, self._verify)
+        self._open[number] = _OpenShard(self._root, spec, self._manifest.fields)
         if len(self._open) > _MAX_OPEN:
             self._open.popitem(last=False)[1].close()
         return self._open[number]
@@ -163,4 +163,4 @@ class StreamingDataset(PackedBase, IterableDataset):
                 yield {name: value[i] for name, value in batch.items()}
 
     def _open_storage(self) -> Storage:
-        return PreadStorage(self.root, self.manifest, verify=False)  # blocks: base.py
+        return PreadStorage(self.root, self.manifest)
