@@ -75,7 +75,8 @@ IDLE = """
 import json, torch, loadwise, benchmarks.contenders
 from loadwise.monitor.memory import process_memory
 m = process_memory(include_children=False)
-print(json.dumps({"pss": m.total_pss, "uss": m.total_uss}))
+file = sum(p.pss_file or 0 for p in m.processes)
+print(json.dumps({"pss": m.total_pss, "uss": m.total_uss, "file": file}))
 """
 
 

@@ -21,7 +21,9 @@ from loadwise.monitor.memory import PeakMemory
 
 @dataclass(frozen=True)
 class Measurement:
-    """One contender's figures; seconds and bytes. ``private + shared = peak_pss``.
+    """One contender's figures; seconds and bytes. ``private + shared = peak_pss``;
+    ``peak_file`` is the file-backed part of ``peak_pss`` (memory maps, libraries): page
+    cache that the kernel can drop, so ``peak_pss - peak_file`` is what the loader holds.
 
     ``steady_rate`` is the best samples/s of any epoch after the first (the first pays for
     starting workers and cold caches); ``epoch_end_pss`` is the tree's PSS after each epoch.
@@ -38,6 +40,7 @@ class Measurement:
     baseline_pss: int = 0
     epoch_end_pss: tuple[int, ...] = ()
     disk_bytes: int = 0
+    peak_file: int = 0
     steady_rate: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -125,7 +128,7 @@ def measure(
     steady = max(rates[1:] or rates or [0.0])
     return Measurement(
         name, tuple(counts[:epochs]), tuple(seconds[:epochs]), first, prepare_seconds,
-        *_memory_figures(peak), tuple(ends), disk_bytes, steady,
+        *_memory_figures(peak), tuple(ends), disk_bytes, _file_pss(peak), steady,
     )  # fmt: skip
 
 
@@ -151,3 +154,10 @@ def _memory_figures(peak: PeakMemory | None) -> tuple[int, int, int, int]:
         return 0, 0, 0, 0
     pss, uss = peak.peak.total_pss, peak.peak.total_uss
     return pss, uss, max(pss - uss, 0), peak.baseline_pss
+
+
+def _file_pss(peak: PeakMemory | None) -> int:
+    """File-backed PSS of the peak snapshot (0 where the kernel does not split PSS)."""
+    if peak is None or peak.peak is None:
+        return 0
+    return sum(p.pss_file or 0 for p in peak.peak.processes)

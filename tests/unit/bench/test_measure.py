@@ -27,7 +27,7 @@ def test_counts_samples_of_each_epoch_and_rates_follow() -> None:
     assert m.rates == tuple(100 / s for s in m.epoch_seconds)
     assert 0 < m.first_batch_seconds < m.epoch_seconds[0]
     assert m.peak_pss >= m.peak_private > 0 and m.peak_pss == m.peak_private + m.peak_shared
-    assert len(m.epoch_end_pss) == 3
+    assert len(m.epoch_end_pss) == 3 and 0 <= m.peak_file <= m.peak_pss
 
 
 def test_a_loader_object_is_iterated_afresh_each_epoch() -> None:
