@@ -101,7 +101,9 @@ def _decode_jpeg(fast: ModuleType, data: bytes, mode: str | None, name: str) -> 
         array = fast.decode_jpeg(data, colorspace="GRAY" if mode == "L" else "RGB")
     except ValueError as exc:
         raise SourceError(f"cannot decode image `{name}`: {exc}") from exc
-    return array.transpose(2, 0, 1) if mode == "L" else np.ascontiguousarray(array.transpose(2, 0, 1))
+    return (
+        array.transpose(2, 0, 1) if mode == "L" else np.ascontiguousarray(array.transpose(2, 0, 1))
+    )
 
 
 def decode_batch(datas: list[bytes], *, mode: str | None, names: list[str]) -> np.ndarray | None:
