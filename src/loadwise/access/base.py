@@ -110,17 +110,22 @@ class PackedBase:
         raise NotImplementedError
 
     def _checked(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Indices as int64, negatives counted from the end; refused if out of range or closed."""
+        """Indices as a new int64 array (storages may key on it for the batch), negatives
+        counted from the end; refused if out of range or closed."""
         if self._closed:
             raise LoadwiseError(f"the dataset at `{self.root}` is closed; open it again to read.")
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        n = len(self)
-        if idx.size and (idx.min() < -n or idx.max() >= n):
+        idx = np.array(indices, dtype=np.int64).reshape(-1)
+        if not idx.size:
+            return idx
+        n, low, high = len(self), idx.min(), idx.max()
+        if low < -n or high >= n:
             bad = idx[(idx < -n) | (idx >= n)][0]
             raise SampleIndexError(
                 f"sample index {bad} is out of range for {n} samples in `{self.root}`."
             )
-        return np.where(idx < 0, idx + n, idx)
+        if low < 0:
+            idx[idx < 0] += n
+        return idx
 
 
 class PackedDataset(PackedBase, Dataset):

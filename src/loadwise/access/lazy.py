@@ -11,19 +11,26 @@ from pathlib import Path
 import numpy as np
 
 from loadwise.access.base import PackedDataset, Storage
+from loadwise.access.region import SUPPORTED, ShardRegion
 from loadwise.format.reader import MappedShard
 from loadwise.format.spec import FieldSpec, Manifest
 
 
 class MappedStorage:
-    """Per-shard memory maps, opened when a shard is first read (blocks are verified by
-    ``PackedBase`` as they are first read, so no whole-file hashing here)."""
+    """Memory-mapped shards, opened when first read (blocks are verified by ``PackedBase``
+    as they are first read, so no whole-file hashing here).
 
-    def __init__(self, root: Path, manifest: Manifest) -> None:
+    Array fields are gathered from one ``ShardRegion`` (one gather per batch whatever the
+    shards); byte fields, and array fields where the region is not supported, per shard.
+    """
+
+    def __init__(self, root: Path, manifest: Manifest, fields: tuple[FieldSpec, ...]) -> None:
         self._root = root
         self._manifest = manifest
         self._starts = manifest.shard_starts()
         self._shards: dict[int, MappedShard] = {}
+        arrays = tuple(f for f in fields if f.kind == "array")
+        self._region = ShardRegion(root, manifest, arrays) if arrays and SUPPORTED else None
 
     def shard(self, number: int) -> MappedShard:
         if number not in self._shards:
@@ -32,6 +39,8 @@ class MappedStorage:
         return self._shards[number]
 
     def gather_array(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
+        if self._region is not None:
+            return self._region.gather(spec, indices)
         owners = np.searchsorted(self._starts, indices, side="right") - 1
         first = owners[0] if len(owners) else 0
         if len(owners) == 0 or np.all(owners == first):
@@ -55,6 +64,9 @@ class MappedStorage:
         return out
 
     def close(self) -> None:
+        if self._region is not None:
+            self._region.close()
+            self._region = None
         for shard in self._shards.values():
             shard.close()
         self._shards.clear()
@@ -66,4 +78,4 @@ class LazyDataset(PackedDataset):
     mode = "lazy"
 
     def _open_storage(self) -> Storage:
-        return MappedStorage(self.root, self.manifest)
+        return MappedStorage(self.root, self.manifest, self.fields)

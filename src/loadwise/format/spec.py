@@ -6,6 +6,7 @@ shards is described in ``format/README.md``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -110,11 +111,11 @@ class Manifest:
     created_by: str = ""
     version: int = FORMAT_VERSION
 
-    @property
-    def num_samples(self) -> int:
+    @functools.cached_property
+    def num_samples(self) -> int:  # cached: ``len(dataset)`` asks on every batch
         return sum(s.num_samples for s in self.shards)
 
-    @property
+    @functools.cached_property
     def num_bytes(self) -> int:
         return sum(s.num_bytes for s in self.shards)
 
