@@ -173,9 +173,12 @@ class Loader:
 
     def _delivered(self) -> Iterator[Any]:
         """The DataLoader's batches, counting samples handed out; worker deaths explained."""
-        iterator = iter(self.dataloader)
-        DeferredWorkerDeath.install()
         sampler = self.sampler if isinstance(self.sampler, EpochBatchSampler) else None
+        if sampler is not None and self._is_direct():
+            iterator: Iterator[Any] = _direct(self.dataset, sampler)
+        else:
+            iterator = iter(self.dataloader)
+        DeferredWorkerDeath.install()
         delivered = 0
         while True:
             try:
@@ -194,6 +197,12 @@ class Loader:
             if sampler is not None:
                 self._position = min(sampler.start + delivered * sampler.batch_size, sampler.share)
             yield batch
+
+    def _is_direct(self) -> bool:
+        """Whole batches in this process with nothing to pin: the DataLoader would only add
+        its per-batch machinery (20-30 us, a fifth of an in-RAM batch of 64 here)."""
+        cfg = self.config
+        return cfg.num_workers == 0 and not cfg.resolved_pin_memory and _batched(self.dataset, cfg)
 
     def _state(self, epoch: int, position: int) -> LoaderState:
         cfg = self.config
@@ -262,6 +271,13 @@ class Loader:
         if self.config.device is None:
             return batch
         return _move(batch, torch.device(self.config.device), self.config.non_blocking)
+
+
+def _direct(dataset: Any, sampler: EpochBatchSampler) -> Iterator[Any]:
+    """``get_batch`` of each index batch, in this process."""
+    get_batch = dataset.get_batch
+    for indices in sampler:
+        yield get_batch(indices)
 
 
 class _ListBatches(Sampler[list[int]]):

@@ -110,3 +110,20 @@ def test_streaming_loader_follows_block_order(arrays_packed: Path) -> None:
     ds = loadwise.open(arrays_packed, "streaming")
     got = torch.cat([b["index"] for b in loadwise.loader(ds, 64, seed=2)]).numpy()
     assert np.array_equal(got, ds.order(0, seed=2))
+
+
+def test_zero_workers_fetch_batches_without_the_dataloader(
+    arrays_packed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_workers = [b["index"].tolist() for b in loadwise.loader(
+        loadwise.open(arrays_packed, "lazy"), 64, seed=3, num_workers=2
+    )]  # fmt: skip
+
+    def refuse(self: object) -> None:
+        raise AssertionError("a 0-worker batched loader iterated its DataLoader")
+
+    monkeypatch.setattr(torch.utils.data.DataLoader, "__iter__", refuse)
+    direct = loadwise.loader(loadwise.open(arrays_packed, "lazy"), 64, seed=3)
+    assert [b["index"].tolist() for b in direct] == with_workers
+    state = direct.state_dict()
+    assert state["position"] == 0 and state["epoch"] == 1  # positions still counted
