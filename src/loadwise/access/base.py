@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from loadwise.access.decode import decode_images
 from loadwise.errors import LoadwiseError, SampleIndexError
 from loadwise.format.blocks import BlockVerifier
-from loadwise.format.codecs import decode_image
 from loadwise.format.reader import check_policy, read_manifest, verify_file
 from loadwise.format.spec import FieldSpec, Manifest
 
@@ -152,10 +152,4 @@ def _field_batch(spec: FieldSpec, storage: Storage, idx: np.ndarray) -> Any:
         return [b.decode("utf-8") for b in raw]
     if spec.codec != "image":
         return raw
-    images = [
-        decode_image(data, mode=spec.image_mode, name=f"sample {i} field `{spec.name}`")
-        for data, i in zip(raw, idx, strict=True)
-    ]
-    if images and all(im.shape == images[0].shape for im in images):
-        return torch.from_numpy(np.stack(images))
-    return [torch.from_numpy(im) for im in images]
+    return decode_images(spec, raw, idx)
