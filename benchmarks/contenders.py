@@ -235,7 +235,10 @@ def loadwise_encoded(mode: str, workers: int | None = None) -> Callable[..., Con
     return build
 
 
-#: name -> (workload, builder, DataLoader workers). Runs in this order.
+#: name -> (workload, builder, DataLoader workers). Runs in this order. Names ending in
+#: "spawn" start workers with spawn (macOS's default, and Linux's from Python 3.14), which
+#: pickles the dataset into each worker instead of sharing the parent's pages by fork.
+SPAWN_SUFFIX = " spawn"
 CONTENDERS: dict[str, tuple[str, Callable[..., Contender], int]] = {
     "numpy (limit)": ("decoded", numpy_limit, 0),
     "memmap (limit)": ("decoded", memmap_limit, 0),
@@ -243,12 +246,14 @@ CONTENDERS: dict[str, tuple[str, Callable[..., Contender], int]] = {
     "per-file PIL w2": ("decoded", per_file, 2),
     "naive list w0": ("decoded", naive_prefetch, 0),
     "naive list w2": ("decoded", naive_prefetch, 2),
+    "naive list w2 spawn": ("decoded", naive_prefetch, 2),
     "h5py w0": ("decoded", hdf5, 0),
     "h5py w2": ("decoded", hdf5, 2),
     "HF datasets w0": ("decoded", hf_datasets, 0),
     "HF datasets w2": ("decoded", hf_datasets, 2),
     "loadwise eager": ("decoded", loadwise_decoded("eager"), 0),
     "loadwise eager w2": ("decoded", loadwise_decoded("eager", 2), 2),
+    "loadwise eager w2 spawn": ("decoded", loadwise_decoded("eager", 2), 2),
     "loadwise lazy": ("decoded", loadwise_decoded("lazy"), 0),
     "loadwise cached": ("decoded", loadwise_decoded("cached"), 0),
     "loadwise streaming": ("decoded", loadwise_decoded("streaming"), 0),

@@ -149,6 +149,10 @@ def _memory_targets(rows: dict[str, Any], ctx: dict[str, Any], record: dict[str,
     if naive2 is not None:
         check("eager w2 PSS over idle vs naive list w2", eager2, 0.5 * naive2,
               f"<= 0.5 x {naive2 / MB:,.0f} MB")  # fmt: skip
+    eager2_spawn, naive2_spawn = over("loadwise eager w2 spawn"), over("naive list w2 spawn")
+    if naive2_spawn is not None:
+        check("spawn start: eager w2 PSS over idle vs naive list w2", eager2_spawn,
+              0.5 * naive2_spawn, f"<= 0.5 x {naive2_spawn / MB:,.0f} MB")  # fmt: skip
     lazy, idle_held = rows.get("loadwise lazy", {}), idle - ctx["idle"]["file"]
     if "peak_file" in lazy:
         held = lazy["peak_pss"] - lazy["peak_file"] - idle_held

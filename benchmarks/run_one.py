@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 from pathlib import Path
 
-from benchmarks.contenders import CONTENDERS
+from benchmarks.contenders import CONTENDERS, SPAWN_SUFFIX
 from loadwise.bench.measure import measure
 
 
@@ -21,6 +22,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, help="default 3 for loadwise (memory growth), else 2")
     parser.add_argument("--steady-seconds", type=float, default=1.0)
     args = parser.parse_args()
+    if args.name.endswith(SPAWN_SUFFIX):
+        multiprocessing.set_start_method("spawn", force=True)
     record = json.loads((args.folder / "built.json").read_text())
     workload, build, workers = CONTENDERS[args.name]
     contender = build(args.folder, record, workers)
