@@ -125,33 +125,57 @@ def decode_batch(
     ``threads`` share the images out (simplejpeg releases the GIL: 1.9x with 2 threads here).
     """
     fast = _simplejpeg()
-    if fast is None or not datas or any(d[:3] != _JPEG_MAGIC for d in datas):
+    first = _jpeg_header(fast, datas[0]) if fast is not None and datas else None
+    if fast is None or first is None:
         return None
-    try:
-        heads = [fast.decode_jpeg_header(d) for d in datas]
-    except ValueError:
-        return None  # one by one names the bad sample
-    if len({(h, w) for h, w, _, _ in heads}) != 1 or any(
-        space not in _JPEG_SPACES or (mode == "L" and space != "Gray") for _, _, space, _ in heads
-    ):
-        return None
-    height, width = heads[0][0], heads[0][1]
-    modes = {mode or _JPEG_SPACES[space] for _, _, space, _ in heads}
+    height, width, native = first
     limit = Image.MAX_IMAGE_PIXELS
-    if len(modes) != 1 or (limit is not None and height * width > limit):
-        return None
-    gray = modes == {"L"}
-    out = allocate((len(datas), height, width, 1 if gray else 3))
+    if native is None or (mode == "L" and native != "L") or (limit and height * width > limit):
+        return None  # one by one decodes with Pillow, or names the bomb
+    target = mode or native
+    out = allocate((len(datas), height, width, 1 if target == "L" else 3))
 
     def decode_rows(rows: range) -> None:
         for j in rows:
+            head = _jpeg_header(fast, datas[j])
+            if not _alike(head, height, width, mode, target):
+                raise _NotAlike
             try:
-                fast.decode_jpeg(datas[j], colorspace="GRAY" if gray else "RGB", buffer=out[j])
+                fast.decode_jpeg(datas[j], colorspace="GRAY" if target == "L" else "RGB",
+                                 buffer=out[j])  # fmt: skip
             except ValueError as exc:
                 raise SourceError(f"cannot decode image `{names[j]}`: {exc}") from exc
 
-    if threads is None:
-        decode_rows(range(len(datas)))
-    else:
-        threads.for_each(decode_rows, len(datas))
+    try:
+        if threads is None:
+            decode_rows(range(len(datas)))
+        else:
+            threads.for_each(decode_rows, len(datas))
+    except _NotAlike:
+        return None
     return out.transpose(0, 3, 1, 2)
+
+
+def _alike(
+    head: tuple[int, int, str | None] | None, height: int, width: int, mode: str | None, target: str
+) -> bool:
+    """Whether an image with JPEG header ``head`` decodes like the batch's first."""
+    if head is None or head[2] is None or head[:2] != (height, width):
+        return False
+    return (mode or head[2]) == target and not (mode == "L" and head[2] != "L")
+
+
+class _NotAlike(Exception):
+    """Images of one batch differ in size or mode: they are decoded one by one instead."""
+
+
+def _jpeg_header(fast: ModuleType, data: bytes) -> tuple[int, int, str | None] | None:
+    """Height, width and the mode it decodes to by default (None: not for simplejpeg, e.g.
+    CMYK) of a JPEG; None if it is not a readable JPEG (one by one names the sample)."""
+    if data[:3] != _JPEG_MAGIC:
+        return None
+    try:
+        height, width, space, _ = fast.decode_jpeg_header(data)
+    except ValueError:
+        return None
+    return height, width, _JPEG_SPACES.get(space)

@@ -7,6 +7,7 @@ forked DataLoader worker makes its own).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,25 +15,50 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Threads:
-    """A thread pool of ``count`` threads."""
+    """``count`` threads: the caller's and a pool of ``count - 1``."""
 
     pool: ThreadPoolExecutor
     count: int
 
     def for_each(self, work: Callable[[range], object], count: int) -> None:
-        """``work`` over ``range(count)`` in one contiguous piece per thread."""
+        """``work`` over ``range(count)`` in small pieces taken in turn by the pool's threads
+        and the calling thread, so one slow piece does not leave the others idle."""
         if self.count < 2 or count < 2:
             work(range(count))
             return
-        step = -(-count // self.count)
-        pieces = [range(i, min(i + step, count)) for i in range(0, count, step)]
-        list(self.pool.map(work, pieces))  # re-raises the first error in piece order
+        step = max(1, count // (4 * self.count))
+        pieces = iter([range(i, min(i + step, count)) for i in range(0, count, step)])
+        lock = threading.Lock()
+        errors: list[BaseException] = []
+
+        def take() -> None:
+            while not errors:
+                with lock:
+                    piece = next(pieces, None)
+                if piece is None:
+                    return
+                try:
+                    work(piece)
+                except BaseException as exc:  # handed to the caller below
+                    errors.append(exc)
+
+        helpers = [self.pool.submit(take) for _ in range(self.count - 1)]
+        take()
+        for done in helpers:
+            done.result()
+        if errors:
+            raise errors[0]
 
     def map(self, work: Callable[[int], object], count: int) -> list[object]:
         """``[work(i) for i in range(count)]``, the items shared out among the threads."""
-        if self.count < 2 or count < 2:
-            return [work(i) for i in range(count)]
-        return list(self.pool.map(work, range(count), chunksize=-(-count // self.count)))
+        out: list[object] = [None] * count
+
+        def run(rows: range) -> None:
+            for i in rows:
+                out[i] = work(i)
+
+        self.for_each(run, count)
+        return out
 
 
 _pools: dict[tuple[int, int], Threads] = {}
@@ -44,6 +70,6 @@ def threads(count: int) -> Threads | None:
         return None
     key = (os.getpid(), count)
     if key not in _pools:
-        pool = ThreadPoolExecutor(count, thread_name_prefix="loadwise-decode")
+        pool = ThreadPoolExecutor(count - 1, thread_name_prefix="loadwise-decode")
         _pools[key] = Threads(pool, count)
     return _pools[key]

@@ -78,6 +78,8 @@ def test_decode_batch_declines_what_it_cannot_do_alike(color: bytes) -> None:
     assert codecs.decode_batch([color, png.getvalue()], mode=None, names=["a", "b"]) is None
     assert codecs.decode_batch([color, small], mode=None, names=["a", "b"]) is None
     assert codecs.decode_batch([color], mode="L", names=["a"]) is None  # Pillow's luma
+    gray = _jpeg(np.zeros((48, 40), dtype=np.uint8))
+    assert codecs.decode_batch([gray, color], mode="L", names=["a", "b"]) is None  # 2nd: luma
 
 
 def test_decode_batch_names_a_damaged_sample(color: bytes) -> None:
