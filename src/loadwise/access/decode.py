@@ -1,32 +1,28 @@
 """Decoding a batch of an encoded image field: one buffer for the batch, images shared out
 among threads.
 
-Threads per batch: the process's usable cores, divided among DataLoader workers when in
-one (``LOADWISE_DECODE_THREADS`` overrides). With 0 workers the batch is decoded on every
+Threads per batch: ``parallel.batch_threads``. With 0 workers the batch is decoded on every
 core without sending pixels between processes, which is why the tuner then prefers 0.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
-from loadwise.errors import ConfigError
+from loadwise.access.parallel import batch_threads
 from loadwise.format.codecs import decode_batch, decode_image
 from loadwise.format.spec import FieldSpec
 from loadwise.format.threads import Threads, threads
-
-THREADS_ENV = "LOADWISE_DECODE_THREADS"
 
 
 def decode_images(spec: FieldSpec, raw: list[bytes], idx: np.ndarray) -> Any:
     """``(N, C, H, W)`` uint8 tensor when the images share a size, else a list of tensors."""
     names = [f"sample {i} field `{spec.name}`" for i in idx.tolist()]
-    pool = threads(decode_threads())
+    pool = threads(batch_threads())
     buffers: list[torch.Tensor] = []
 
     def allocate(shape: tuple[int, ...]) -> np.ndarray:
@@ -40,17 +36,6 @@ def decode_images(spec: FieldSpec, raw: list[bytes], idx: np.ndarray) -> Any:
     if images and all(im.shape == images[0].shape for im in images):
         return torch.from_numpy(np.stack(images))
     return [torch.from_numpy(im) for im in images]
-
-
-def decode_threads() -> int:
-    """Threads to decode one batch with, in this process."""
-    if (given := os.environ.get(THREADS_ENV)) is not None:
-        if not given.isdigit() or int(given) < 1:
-            raise ConfigError(f"`{THREADS_ENV}` must be an integer >= 1. Found: {given!r}.")
-        return int(given)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    worker = get_worker_info()
-    return max(1, (cores or 1) // (worker.num_workers if worker is not None else 1))
 
 
 def _each(raw: list[bytes], names: list[str], mode: str | None, pool: Threads | None) -> list:

@@ -19,6 +19,7 @@ import xxhash
 
 from loadwise.access.base import PackedDataset, Storage
 from loadwise.access.budget import eager_budget, stored_bytes
+from loadwise.access.parallel import take_rows
 from loadwise.errors import IntegrityError, ModeError
 from loadwise.format.reader import check_layout, check_offsets, check_size
 from loadwise.format.spec import FieldSpec, Manifest, ShardSpec
@@ -43,7 +44,7 @@ class SharedStorage:
                 self._views[f"{spec.name}.data"] = tensors[f"{spec.name}.data"].numpy()
 
     def gather_array(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
-        return np.take(self._views[spec.name], indices, axis=0)
+        return take_rows(self._views[spec.name], indices)
 
     def gather_bytes(self, spec: FieldSpec, indices: np.ndarray) -> list[bytes]:
         offsets = self._views[f"{spec.name}.offsets"]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from loadwise.access.parallel import take_rows
 from loadwise.errors import LoadwiseError
 from loadwise.format.reader import check_layout, check_size
 from loadwise.format.spec import FieldSpec, Manifest
@@ -64,7 +65,7 @@ class ShardRegion:
         """
         owners, local = self._locate(indices)
         offsets = self._row0[spec.name][owners] + local * spec.row_bytes
-        rows = self._row_view(spec)[offsets]
+        rows = take_rows(self._row_view(spec), offsets)
         return rows.view(np.dtype(spec.dtype)).reshape(len(indices), *spec.shape)
 
     def _locate(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,5 @@
 """Batch decoding of encoded images: the same pixels with any number of threads, errors
-that name the sample, threads shared among DataLoader workers."""
+that name the sample."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
 
-from loadwise.access import decode
-from loadwise.errors import ConfigError, SourceError
+from loadwise.access import decode, parallel
+from loadwise.errors import SourceError
 from loadwise.format.codecs import decode_image
 from loadwise.format.spec import FieldSpec
 
@@ -37,14 +36,14 @@ def test_threads_give_the_pixels_of_one_by_one_decoding(
     raw = _encoded(fmt, 37)
     want = np.stack([decode_image(b, mode="RGB") for b in raw])
     for threads in ("1", "3"):
-        monkeypatch.setenv(decode.THREADS_ENV, threads)
+        monkeypatch.setenv(parallel.THREADS_ENV, threads)
         got = decode.decode_images(SPEC, raw, np.arange(37))
         assert got.shape == (37, 3, 40, 48) and got.dtype == torch.uint8
         np.testing.assert_array_equal(got.numpy(), want)
 
 
 def test_a_damaged_image_among_threads_names_its_sample(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(decode.THREADS_ENV, "2")
+    monkeypatch.setenv(parallel.THREADS_ENV, "2")
     raw = _encoded("JPEG", 8)
     raw[6] = raw[6][: len(raw[6]) // 3]
     with pytest.raises(SourceError, match="sample 106 field `image`"):
@@ -52,29 +51,7 @@ def test_a_damaged_image_among_threads_names_its_sample(monkeypatch: pytest.Monk
 
 
 def test_sizes_that_differ_come_back_as_a_list(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(decode.THREADS_ENV, "2")
+    monkeypatch.setenv(parallel.THREADS_ENV, "2")
     raw = _encoded("JPEG", 2) + _encoded("JPEG", 1, size=(20, 24))
     got = decode.decode_images(SPEC, raw, np.arange(3))
     assert [tuple(t.shape) for t in got] == [(3, 40, 48), (3, 40, 48), (3, 20, 24)]
-
-
-def test_thread_count_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(decode.THREADS_ENV, "0")
-    with pytest.raises(ConfigError, match=decode.THREADS_ENV):
-        decode.decode_threads()
-
-
-class _ThreadsSeen(Dataset):
-    def __len__(self) -> int:
-        return 2
-
-    def __getitem__(self, i: int) -> int:
-        return decode.decode_threads()
-
-
-def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(decode.THREADS_ENV, raising=False)
-    monkeypatch.setattr(decode.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
-    assert decode.decode_threads() == 4
-    seen = [int(x) for x in DataLoader(_ThreadsSeen(), batch_size=None, num_workers=2)]
-    assert seen == [2, 2]
