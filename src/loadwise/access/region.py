@@ -63,9 +63,12 @@ class ShardRegion:
 
         Pass a new array per batch: the lookup for the last array object is reused.
         """
+        flat = self._flat
+        if flat is None:  # mapping now could land on memory that is no longer ours
+            raise LoadwiseError(f"the mapping of `{self._root}` is closed.")
         owners, local = self._locate(indices)
         offsets = self._row0[spec.name][owners] + local * spec.row_bytes
-        rows = take_rows(self._row_view(spec), offsets)
+        rows = take_rows(self._row_view(spec, flat), offsets)
         return rows.view(np.dtype(spec.dtype)).reshape(len(indices), *spec.shape)
 
     def _locate(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,15 +91,13 @@ class ShardRegion:
         self._rows.clear()
         _unmap(self._base, self._total)
 
-    def _row_view(self, spec: FieldSpec) -> np.ndarray:
+    def _row_view(self, spec: FieldSpec, flat: np.ndarray) -> np.ndarray:
         """The range as overlapping rows of ``spec.row_bytes``, one starting at every byte."""
         view = self._rows.get(spec.name)
         if view is None:
-            if self._flat is None:
-                raise LoadwiseError(f"the mapping of `{self._root}` is closed.")
             width = spec.row_bytes
             count = max(self._total - width + 1, 0)
-            view = as_strided(self._flat, shape=(count, width), strides=(1, 1), writeable=False)
+            view = as_strided(flat, shape=(count, width), strides=(1, 1), writeable=False)
             self._rows[spec.name] = view
         return view
 

@@ -70,4 +70,6 @@ def test_closed_range_refuses_reads(arrays_packed: Path) -> None:
     mapped.close()  # twice is fine
     with pytest.raises(LoadwiseError, match="closed"):
         mapped.gather(spec, np.arange(5))
+    with pytest.raises(LoadwiseError, match="closed"):  # a shard not mapped yet stays unmapped
+        mapped.gather(spec, np.array([manifest.num_samples - 1]))
     np.testing.assert_array_equal(kept, want)  # gathered rows are copies: still readable
