@@ -38,7 +38,9 @@ def decode_images(spec: FieldSpec, raw: list[bytes], idx: np.ndarray) -> Any:
     return [torch.from_numpy(im) for im in images]
 
 
-def _each(raw: list[bytes], names: list[str], mode: str | None, pool: Threads | None) -> list:
+def _each(
+    raw: list[bytes], names: list[str], mode: str | None, pool: Threads | None
+) -> list[np.ndarray]:
     def one(j: int) -> np.ndarray:
         return decode_image(raw[j], mode=mode, name=names[j])
 

@@ -1,4 +1,5 @@
-"""Threads that share out the images of one batch; decoders release the GIL while decoding.
+"""Threads that share out the pieces of one batch (images to decode, rows to gather); decoders
+and numpy release the GIL meanwhile.
 
 One pool per process and size, made on first use (threads do not survive ``fork``, so a
 forked DataLoader worker makes its own).
@@ -11,6 +12,9 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,16 +53,16 @@ class Threads:
         if errors:
             raise errors[0]
 
-    def map(self, work: Callable[[int], object], count: int) -> list[object]:
+    def map(self, work: Callable[[int], T], count: int) -> list[T]:
         """``[work(i) for i in range(count)]``, the items shared out among the threads."""
-        out: list[object] = [None] * count
+        out: list[T | None] = [None] * count
 
         def run(rows: range) -> None:
             for i in rows:
                 out[i] = work(i)
 
         self.for_each(run, count)
-        return out
+        return out  # type: ignore[return-value]  # every slot was filled
 
 
 _pools: dict[tuple[int, int], Threads] = {}
