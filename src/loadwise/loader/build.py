@@ -172,16 +172,16 @@ class Loader:
         return list(self.monitor.stats().epochs) if self.monitor is not None else []
 
     def _delivered(self) -> Iterator[Any]:
-        """The DataLoader's batches, counting samples handed out; worker deaths explained."""
+        """The DataLoader's batches, counting samples handed out; worker deaths explained,
+        also while persistent workers restart for a new epoch (inside ``iter``)."""
         sampler = self.sampler if isinstance(self.sampler, EpochBatchSampler) else None
-        if sampler is not None and self._is_direct():
-            iterator: Iterator[Any] = _direct(self.dataset, sampler)
-        else:
-            iterator = iter(self.dataloader)
-        DeferredWorkerDeath.install()
+        iterator: Iterator[Any] | None = None
         delivered = 0
         while True:
             try:
+                if iterator is None:
+                    iterator = self._iterator(sampler)
+                    DeferredWorkerDeath.install()
                 if (died := DeferredWorkerDeath.take()) is not None:
                     raise died
                 batch = next(iterator)
@@ -189,7 +189,8 @@ class Loader:
                 return
             except (RuntimeError, ConnectionError, EOFError) as exc:
                 known = sampler.current if sampler is not None else []
-                failure = worker_failure(exc, iterator, known, self.epoch, self._position)
+                workers = iterator or getattr(self.dataloader, "_iterator", None)
+                failure = worker_failure(exc, workers, known, self.epoch, self._position)
                 if failure is None:
                     raise
                 raise failure from exc
@@ -197,6 +198,11 @@ class Loader:
             if sampler is not None:
                 self._position = min(sampler.start + delivered * sampler.batch_size, sampler.share)
             yield batch
+
+    def _iterator(self, sampler: EpochBatchSampler | None) -> Iterator[Any]:
+        if sampler is not None and self._is_direct():
+            return _direct(self.dataset, sampler)
+        return iter(self.dataloader)
 
     def _is_direct(self) -> bool:
         """Whole batches in this process with nothing to pin: the DataLoader would only add

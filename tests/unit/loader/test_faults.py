@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import pytest
 
+import loadwise
+from loadwise.errors import WorkerError
 from loadwise.loader.faults import worker_failure
 
 
@@ -54,3 +60,16 @@ def test_timeout_and_unrelated_errors() -> None:
     assert timed is not None and "timed out" in str(timed) and "batch 1" in str(timed)
     assert worker_failure(RuntimeError("shape mismatch"), it, BATCHES, 0, 4) is None
     assert worker_failure(ConnectionResetError(), FakeIterator([]), BATCHES, 0, 0) is None
+
+
+def test_a_worker_killed_between_epochs_is_a_worker_error(arrays_packed: Path) -> None:
+    """Persistent workers restart inside ``iter`` for a new epoch; a death there is explained
+    too (found by the slow kill trials: it surfaced as torch's bare RuntimeError)."""
+    loader = loadwise.loader(loadwise.open(arrays_packed, "lazy"), 64, num_workers=2)
+    assert sum(len(b["index"]) for b in loader) == 300
+    worker = loader.dataloader._iterator._workers[0]  # type: ignore[union-attr]
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join(timeout=10)
+    with pytest.raises(WorkerError, match=f"pid {worker.pid}|worker 0"):
+        for _ in loader:
+            pass
