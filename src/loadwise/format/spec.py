@@ -46,10 +46,15 @@ class FieldSpec:
     image_mode: str | None = None
     categories: tuple[str, ...] | None = None
 
-    @property
+    @functools.cached_property
     def row_bytes(self) -> int:
-        """Bytes per sample of an ``array`` field."""
-        return np.dtype(self.dtype).itemsize * math.prod(self.shape)  # Python ints: no overflow
+        """Bytes per sample of an ``array`` field (cached: asked per sample and per batch)."""
+        return self.numpy_dtype.itemsize * math.prod(self.shape)  # Python ints: no overflow
+
+    @functools.cached_property
+    def numpy_dtype(self) -> np.dtype:
+        """``dtype`` as a numpy dtype (``array`` fields)."""
+        return np.dtype(self.dtype)
 
     @property
     def buffers(self) -> tuple[str, ...]:

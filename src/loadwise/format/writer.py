@@ -36,7 +36,8 @@ class ShardWriter:
         self.fields = tuple(fields)
         self.shard_bytes, self.block_bytes = shard_bytes, block_bytes
         self.next_shard = first_shard
-        self._columns: dict[str, list[Any]] = {f.name: [] for f in self.fields}
+        self._columns = {f.name: _column(f) for f in self.fields}
+        self._count = 0
         self._pending_bytes = 0
         self._first_item: str | None = None
 
@@ -48,23 +49,70 @@ class ShardWriter:
             value = _checked(spec, sample.get(spec.name), item, self._first_item)
             self._columns[spec.name].append(value)
             self._pending_bytes += _size(spec, value)
+        self._count += 1
         return self.flush() if self._pending_bytes >= self.shard_bytes else None
 
     def flush(self) -> ShardSpec | None:
         """Write what has gathered as the next shard (nothing if empty), fsynced."""
-        count = len(self._columns[self.fields[0].name]) if self.fields else 0
+        count = self._count
         if count == 0:
             return None
         batch = pa.record_batch(
-            [_to_arrow(f, self._columns[f.name]) for f in self.fields],
+            [_to_arrow(f, self._columns[f.name].values()) for f in self.fields],
             names=[f.name for f in self.fields],
         )
         path = self.directory / f"{self.next_shard:05d}{SHARD_SUFFIX}"
         _write_batch(path, batch)
+        del batch  # it views the column buffers, which the next shard reuses
         self.next_shard += 1
-        self._columns = {f.name: [] for f in self.fields}
-        self._pending_bytes = 0
+        for column in self._columns.values():
+            column.clear()
+        self._count = self._pending_bytes = 0
         return describe_shard(path, self.fields, count, self.block_bytes)
+
+
+class _Rows:
+    """An array field's rows of the shard being gathered, copied into one buffer that grows
+    by doubling and is reused shard after shard: no stacking copy, no fresh pages per shard."""
+
+    def __init__(self, spec: FieldSpec) -> None:
+        first = max(1, min(64, (1 << 20) // max(spec.row_bytes, 1)))
+        self._buffer = np.empty((first, *spec.shape), spec.numpy_dtype)
+        self._rows = 0
+
+    def append(self, value: np.ndarray) -> None:
+        if self._rows == len(self._buffer):
+            grown = np.empty((2 * len(self._buffer), *self._buffer.shape[1:]), self._buffer.dtype)
+            grown[: self._rows] = self._buffer
+            self._buffer = grown
+        self._buffer[self._rows] = value
+        self._rows += 1
+
+    def values(self) -> np.ndarray:
+        return self._buffer[: self._rows]
+
+    def clear(self) -> None:
+        self._rows = 0
+
+
+class _Items:
+    """A bytes or string field's values of the shard being gathered."""
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+
+    def append(self, value: Any) -> None:
+        self._items.append(value)
+
+    def values(self) -> list[Any]:
+        return self._items
+
+    def clear(self) -> None:
+        self._items = []
+
+
+def _column(spec: FieldSpec) -> _Rows | _Items:
+    return _Rows(spec) if spec.kind == "array" else _Items()
 
 
 def describe_shard(
@@ -106,24 +154,29 @@ def _span(buffer: pa.Buffer | None, base: int, length: int) -> BufferSpan:
 
 
 def _write_batch(path: Path, batch: pa.RecordBatch) -> None:
-    with open(path, "wb") as handle:
-        with pa.ipc.new_file(handle, batch.schema) as writer:
-            writer.write_batch(batch)
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Write through Arrow's own file (no Python file object: the GIL is free meanwhile and
+    nothing is copied through Python), then fsync."""
+    with pa.OSFile(str(path), "wb") as handle, pa.ipc.new_file(handle, batch.schema) as writer:
+        writer.write_batch(batch)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
-def _to_arrow(spec: FieldSpec, values: list[Any]) -> pa.Array:
+def _to_arrow(spec: FieldSpec, values: np.ndarray | list[Any]) -> pa.Array:
+    """The field's Arrow array; for array fields a view of ``values``, not a copy."""
     if spec.kind == "bytes":
         return pa.array(values, type=pa.large_binary())
     if spec.kind == "string":
         return pa.array(values, type=pa.large_string())
-    stacked = np.stack(values) if values else np.empty((0, *spec.shape), spec.dtype)
-    if stacked.dtype == np.bool_:  # Arrow packs booleans into bits; keep one byte each
-        stacked = stacked.view(np.uint8)
+    rows = np.asarray(values)
+    if rows.dtype == np.bool_:  # Arrow packs booleans into bits; keep one byte each
+        rows = rows.view(np.uint8)
     if not spec.shape:
-        return pa.array(stacked)
-    return pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(stacked))
+        return pa.array(rows)
+    return pa.FixedShapeTensorArray.from_numpy_ndarray(rows)
 
 
 def _checked(spec: FieldSpec, value: Any, item: str, first: str) -> Any:
@@ -136,7 +189,7 @@ def _checked(spec: FieldSpec, value: Any, item: str, first: str) -> Any:
         return value
     if spec.kind == "array":
         array = np.asarray(value)
-        if array.dtype == np.dtype(spec.dtype) and array.shape == spec.shape:
+        if array.dtype == spec.numpy_dtype and array.shape == spec.shape:
             return array
         found = f"dtype {array.dtype}, shape {array.shape}"
         raise SourceError(
