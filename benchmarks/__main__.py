@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         "memcpy_bytes_per_second": context.memcpy_bytes_per_second(),
         "jpeg_decode_rates": context.decode_rates(data),
         "jpeg_parallel_decode_rate": context.parallel_decode_rate(data, os.cpu_count() or 1),
+        "pack_seconds": context.pack_seconds(data, rounds=2 if args.quick else 3),
         "idle": context.idle_memory(),
         "cores": os.cpu_count(),
     }

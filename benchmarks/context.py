@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -120,6 +121,23 @@ def parallel_decode_rate(
                           [n] * threads))  # fmt: skip
             n += 64
         return n / (time.perf_counter() - started)
+
+
+def pack_seconds(folder: Path, rounds: int = 3) -> dict[str, float]:
+    """Best of ``rounds`` seconds to pack the PNG tree with 1 and with 2 processes, measured
+    with this run's code and alternated (the packed copies the contenders read are built once)."""
+    import loadwise
+
+    best = {"1": float("inf"), "2": float("inf")}
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        for _ in range(rounds):
+            for workers in best:
+                dest = Path(scratch) / f"pack-{workers}"
+                started = time.perf_counter()
+                loadwise.pack(folder / "omniglot", dest, image_mode="L", workers=int(workers),
+                              progress=False, overwrite=True)  # fmt: skip
+                best[workers] = min(best[workers], time.perf_counter() - started)
+    return best
 
 
 IDLE = """
