@@ -101,8 +101,12 @@ def parallel_decode_rate(
     folder: Path, threads: int, count: int = 300, seconds: float = 1.0
 ) -> float:
     """JPEG decode on ``threads`` threads at once, batches of 64 into one buffer, samples/s:
-    what this machine's cores reach together (their shared caches and memory included)."""
-    import simplejpeg
+    what this machine's cores reach together (their shared caches and memory included);
+    None without simplejpeg (the ``jpeg`` extra)."""
+    try:
+        import simplejpeg
+    except ImportError:
+        return None
 
     files, _ = image_files(folder / "photos", ".jpg")
     blobs = [f.read_bytes() for f in files[:: max(1, len(files) // count)]]
