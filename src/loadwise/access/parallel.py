@@ -34,9 +34,14 @@ def batch_threads() -> int:
 
 
 def take_rows(source: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``source[rows]`` (``rows`` already checked), on the batch's threads when it is large."""
+    """``source[rows]`` (``rows`` already checked), on the batch's threads when it is large.
+
+    Only a C-contiguous ``source`` is shared out: ``np.take`` copies any other source whole
+    first (lazy mode's overlapping-rows view would be terabytes), so it gets one gather.
+    """
     row_bytes = source.itemsize * int(np.prod(source.shape[1:]))
-    pool = threads(batch_threads()) if len(rows) * row_bytes >= PARALLEL_BYTES else None
+    large = len(rows) * row_bytes >= PARALLEL_BYTES and source.flags.c_contiguous
+    pool = threads(batch_threads()) if large else None
     if pool is None:
         return source[rows]
     out = np.empty((len(rows), *source.shape[1:]), source.dtype)

@@ -63,3 +63,15 @@ def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parallel.batch_threads() == 4
     seen = [int(x) for x in DataLoader(_ThreadsSeen(), batch_size=None, num_workers=2)]
     assert seen == [2, 2]
+
+
+def test_a_view_of_overlapping_rows_is_not_copied_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lazy mode's rows view spans terabytes virtually; ``np.take`` would copy it first."""
+    monkeypatch.setenv(parallel.THREADS_ENV, "2")
+    monkeypatch.setattr(parallel, "PARALLEL_BYTES", 1)
+    flat = np.arange(1 << 22, dtype=np.uint8)
+    rows = np.lib.stride_tricks.as_strided(flat, shape=(flat.size - 4095, 4096), strides=(1, 1))
+    assert rows.nbytes > 10 << 30  # over 10 GB if copied
+    offsets = np.array([0, 5, 1 << 20, flat.size - 4096])
+    got = parallel.take_rows(rows, offsets)
+    np.testing.assert_array_equal(got, np.stack([flat[o : o + 4096] for o in offsets]))
