@@ -130,7 +130,9 @@ class Loader:
         if isinstance(self.sampler, EpochBatchSampler):
             self.sampler.set_epoch(self.epoch, self._position)
         self._running = True
-        batches_iter: Iterator[Any] = (self._to_device(b) for b in self._delivered())
+        batches_iter = self._delivered()
+        if self.config.device is not None:
+            batches_iter = (self._to_device(b) for b in batches_iter)
         if self.monitor is not None:
             batches_iter = self.monitor.track(batches_iter, source=self)
         yield from batches_iter
