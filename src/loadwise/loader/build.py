@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import numpy as np
 import torch
@@ -177,12 +177,16 @@ class Loader:
         """The DataLoader's batches, counting samples handed out; worker deaths explained,
         also while persistent workers restart for a new epoch (inside ``iter``)."""
         sampler = self.sampler if isinstance(self.sampler, EpochBatchSampler) else None
+        if sampler is not None and self._is_direct():  # no workers: nothing can die
+            yield from self._counted(_direct(self.dataset, sampler), sampler)
+            return
+        workers: Any = None  # torch's iterator: its workers and the tasks they hold
         iterator: Iterator[Any] | None = None
-        delivered = 0
         while True:
             try:
                 if iterator is None:
-                    iterator = self._iterator(sampler)
+                    workers = iter(self.dataloader)
+                    iterator = self._counted(workers, sampler)
                     DeferredWorkerDeath.install()
                 if (died := DeferredWorkerDeath.take()) is not None:
                     raise died
@@ -190,21 +194,33 @@ class Loader:
             except StopIteration:
                 return
             except (RuntimeError, ConnectionError, EOFError) as exc:
-                known = sampler.current if sampler is not None else []
-                workers = iterator or getattr(self.dataloader, "_iterator", None)
-                failure = worker_failure(exc, workers, known, self.epoch, self._position)
-                if failure is None:
-                    raise
-                raise failure from exc
-            delivered += 1
+                # a death inside ``iter`` (persistent workers restarting): torch kept the iterator
+                workers = workers or getattr(self.dataloader, "_iterator", None)
+                self._raise_worker_failure(exc, workers, sampler)
+            yield batch
+
+    def _raise_worker_failure(
+        self, exc: BaseException, workers: Any, sampler: EpochBatchSampler | None
+    ) -> NoReturn:
+        """Re-raise ``exc`` as a ``WorkerError`` if it is a worker's death, after stopping the
+        DataLoader's other workers (torch would keep checking the dead one at every SIGCHLD)."""
+        known = sampler.current if sampler is not None else []
+        failure = worker_failure(exc, workers, known, self.epoch, self._position)
+        if failure is None:
+            raise exc
+        shutdown = getattr(workers, "_shutdown_workers", None)
+        if callable(shutdown):
+            shutdown()
+            self.dataloader._iterator = None  # the next epoch starts fresh workers
+        DeferredWorkerDeath.take()  # the same death, if its signal came first: reported now
+        raise failure from exc
+
+    def _counted(self, batches: Iterator[Any], sampler: EpochBatchSampler | None) -> Iterator[Any]:
+        """``batches``, keeping the position (samples of this rank's share handed out)."""
+        for delivered, batch in enumerate(batches, start=1):
             if sampler is not None:
                 self._position = min(sampler.start + delivered * sampler.batch_size, sampler.share)
             yield batch
-
-    def _iterator(self, sampler: EpochBatchSampler | None) -> Iterator[Any]:
-        if sampler is not None and self._is_direct():
-            return _direct(self.dataset, sampler)
-        return iter(self.dataloader)
 
     def _is_direct(self) -> bool:
         """Whole batches in this process with nothing to pin: the DataLoader would only add

@@ -73,3 +73,5 @@ def test_a_worker_killed_between_epochs_is_a_worker_error(arrays_packed: Path) -
     with pytest.raises(WorkerError, match=f"pid {worker.pid}|worker 0"):
         for _ in loader:
             pass
+    assert not worker.is_alive() and not loader.dataloader._iterator  # the others were stopped
+    assert sum(len(b["index"]) for b in loader) == 300  # a new epoch starts fresh workers
