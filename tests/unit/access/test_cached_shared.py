@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,7 @@ def _read(path: Path, dataset: CachedDataset, indices: list[int], start: object)
 
 def _run(context: str, path: Path, dataset: CachedDataset, *reads: list[int]) -> None:
     ctx = multiprocessing.get_context(context)
+    tracker_was_off = resource_tracker._resource_tracker._fd is None
     start = ctx.Barrier(len(reads)) if len(reads) > 1 else None
     children = [ctx.Process(target=_read, args=(path, dataset, r, start)) for r in reads]
     for child in children:
@@ -126,6 +128,8 @@ def _run(context: str, path: Path, dataset: CachedDataset, *reads: list[int]) ->
     for child in children:
         child.join(60)
         assert child.exitcode == 0
+    if context == "spawn" and tracker_was_off:  # spawning started it: other tests count children
+        resource_tracker._resource_tracker._stop()
 
 
 @pytest.mark.parametrize("context", ["fork", "spawn"])
