@@ -77,9 +77,9 @@ def open_dataset(
 
     ``fields`` selects the fields samples carry (all by default); ``verify`` is when shard
     checksums are checked (``first_use``, ``open`` or ``never``); ``cache_bytes`` bounds the
-    ``cached`` mode's decoded images, shared by all DataLoader workers. ``max_memory_usage`` (a fraction of available
-    memory) is what eager data may take: ``eager`` refuses beyond it (default: all of it),
-    ``auto`` holds data in RAM only within it (default 0.5).
+    ``cached`` mode's decoded images, shared by all DataLoader workers. ``max_memory_usage``
+    (a fraction of available memory) is what eager data may take: ``eager`` refuses beyond
+    it (default: all of it), ``auto`` holds data in RAM only within it (default 0.5).
     """
     name = _mode_name(mode)
     if name == "auto":
