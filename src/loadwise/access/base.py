@@ -65,7 +65,7 @@ class PackedBase:
         storage = self.storage()
         if self._blocks is not None:
             self._blocks.require(idx)
-        batch = {spec.name: _field_batch(spec, storage, idx) for spec in self.fields}
+        batch = {spec.name: field_batch(spec, storage, idx) for spec in self.fields}
         batch["index"] = torch.from_numpy(idx)
         return batch
 
@@ -144,7 +144,8 @@ def _row(batch: Batch, i: int) -> Batch:
     return {name: value[i] for name, value in batch.items()}
 
 
-def _field_batch(spec: FieldSpec, storage: Storage, idx: np.ndarray) -> Any:
+def field_batch(spec: FieldSpec, storage: Storage, idx: np.ndarray) -> Any:
+    """One field of a batch: one gather (arrays), or the bytes read and decoded."""
     if spec.kind == "array":
         return torch.from_numpy(storage.gather_array(spec, idx))
     raw = storage.gather_bytes(spec, idx)

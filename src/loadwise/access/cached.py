@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from loadwise.access.base import Batch, _field_batch
-from loadwise.access.decode import _batch_buffer
+from loadwise.access.base import Batch, field_batch
+from loadwise.access.decode import batch_buffer
 from loadwise.access.lazy import LazyDataset
 from loadwise.access.shared_cache import CHANNELS, HEIGHT, OFFSET, READY, STATE, SharedCache
 from loadwise.errors import ConfigError
@@ -100,7 +100,7 @@ class CachedDataset(LazyDataset):
         batch: Batch = {}
         for spec in self.fields:
             if spec.codec != "image":
-                batch[spec.name] = _field_batch(spec, storage, idx)
+                batch[spec.name] = field_batch(spec, storage, idx)
                 continue
             f = self.images.index(spec)
             value = fresh[spec.name] if fresh is not None else None
@@ -118,7 +118,7 @@ class CachedDataset(LazyDataset):
             shapes[~ready] = _shapes(fresh)[where]
         if not (shapes == shapes[0]).all():
             return self._image_list(entries, ready, fresh, where)
-        out = _batch_buffer((len(entries), *shapes[0].tolist()))
+        out = batch_buffer((len(entries), *shapes[0].tolist()))
         hwc = out.numpy()
         if ready.any():  # rows still to decode are placeholders here, replaced below
             self.cache.gather(np.where(ready, entries[:, OFFSET], 0), hwc)

@@ -26,7 +26,7 @@ def decode_images(spec: FieldSpec, raw: list[bytes], idx: np.ndarray) -> Any:
     buffers: list[torch.Tensor] = []
 
     def allocate(shape: tuple[int, ...]) -> np.ndarray:
-        buffers.append(_batch_buffer(shape))
+        buffers.append(batch_buffer(shape))
         return buffers[-1].numpy()
 
     together = decode_batch(raw, mode=spec.image_mode, names=names, allocate=allocate, threads=pool)
@@ -49,7 +49,7 @@ def _each(
     return pool.map(one, len(raw))
 
 
-def _batch_buffer(shape: tuple[int, ...]) -> torch.Tensor:
+def batch_buffer(shape: tuple[int, ...]) -> torch.Tensor:
     """A uint8 tensor for a decoded batch; in a DataLoader worker it lives in shared memory,
     so sending the batch to the main process does not copy it (as torch's collate does).
 
