@@ -49,7 +49,7 @@ from loadwise.format.spec import (
     Skipped,
     manifest_to_json,
 )
-from loadwise.format.writer import ShardWriter
+from loadwise.format.writer import ShardWriter, fsync_path
 from loadwise.sources import Source, as_source
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def _write(
     )
     _write_durably(staging / MANIFEST_NAME, manifest_to_json(manifest).encode())
     (staging / PROGRESS_NAME).unlink(missing_ok=True)
-    _fsync_dir(staging)
+    fsync_path(staging)
     return manifest
 
 
@@ -356,7 +356,7 @@ def _publish(staging: Path, dest: Path, overwrite: bool) -> None:
             f"destination `{dest}` appeared while packing ({exc.strerror}); another process "
             f"wrote it. Pass overwrite=True to replace it."
         ) from exc
-    _fsync_dir(dest.parent)
+    fsync_path(dest.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -365,14 +365,6 @@ def _write_durably(path: Path, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _alive(pid: int) -> bool:

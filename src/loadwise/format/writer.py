@@ -158,11 +158,7 @@ def _write_batch(path: Path, batch: pa.RecordBatch) -> None:
     nothing is copied through Python), then fsync."""
     with pa.OSFile(str(path), "wb") as handle, pa.ipc.new_file(handle, batch.schema) as writer:
         writer.write_batch(batch)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(path)
 
 
 def _to_arrow(spec: FieldSpec, values: np.ndarray | list[Any]) -> pa.Array:
@@ -205,3 +201,12 @@ def _checked(spec: FieldSpec, value: Any, item: str, first: str) -> Any:
 
 def _size(spec: FieldSpec, value: Any) -> int:
     return spec.row_bytes if spec.kind == "array" else len(value)
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a written file, or a folder's entries, to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -29,7 +29,7 @@ class Monitor:
         for epoch in range(3):
             for batch in monitored:
                 step(batch)
-        print(monitored.stats().diagnosis)
+        diagnosis = monitored.stats().diagnosis  # e.g. "input-bound: 43% ..."
 
     ``track(iterator)`` times one epoch of an iterator made elsewhere (the loader's own hook).
     """

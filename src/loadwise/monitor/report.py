@@ -1,6 +1,6 @@
 """``MonitorStats`` as a text table, a JSON file and a PNG (the plot in ``plot.py``).
 
-print(report.text(stats))            # what ``loadwise watch`` prints
+table = report.text(stats)           # the table ``loadwise watch`` prints
 report.write_json(stats, "run.json")  # read back with ``report.read_json``
 report.write_png(stats, "run.png")    # needs the ``plot`` extra (matplotlib)
 """
