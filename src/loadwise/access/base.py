@@ -62,7 +62,7 @@ class PackedBase:
     def get_batch(self, indices: Sequence[int] | np.ndarray) -> Batch:
         """A whole batch as ``{field: tensor or list}`` plus ``index``, one gather per field."""
         idx = self._checked(indices)
-        storage = self.storage()
+        storage = self._storage or self.storage()
         if self._blocks is not None:
             self._blocks.require(idx)
         batch = {spec.name: field_batch(spec, storage, idx) for spec in self.fields}
@@ -115,16 +115,15 @@ class PackedBase:
         if self._closed:
             raise LoadwiseError(f"the dataset at `{self.root}` is closed; open it again to read.")
         idx = np.array(indices, dtype=np.int64).reshape(-1)
-        if not idx.size:
+        n = len(self)
+        if not idx.size or idx.view(np.uint64).max() < n:  # one pass: negatives look huge
             return idx
-        n, low, high = len(self), idx.min(), idx.max()
-        if low < -n or high >= n:
+        if ((idx < -n) | (idx >= n)).any():
             bad = idx[(idx < -n) | (idx >= n)][0]
             raise SampleIndexError(
                 f"sample index {bad} is out of range for {n} samples in `{self.root}`."
             )
-        if low < 0:
-            idx[idx < 0] += n
+        idx[idx < 0] += n
         return idx
 
 

@@ -1,17 +1,22 @@
-"""Eager mode: every selected field in one contiguous array in shared memory.
+"""Eager mode: every selected field in one contiguous array in RAM, one copy for all workers.
 
-Loaded once at open. Forked DataLoader workers inherit the mapping and spawned ones receive
-it by file descriptor, so main + workers hold about one copy: no copy-on-write growth,
-because reads never touch per-sample Python objects.
+Loaded once at open into private anonymous memory that asks for transparent huge pages:
+forked DataLoader workers share its pages (nothing ever writes them, so copy-on-write never
+copies), and random row gathers run as fast as from a plain numpy array (shared memory sits
+on 4 KB pages where the kernel's shmem huge pages are off: ~5-8% slower gathers here).
+Pickling the dataset (spawned workers) first moves the bytes into shared memory, once, so
+spawned workers receive them by file descriptor: still one copy.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import mmap
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,8 +33,8 @@ log = logging.getLogger(__name__)
 _SCRATCH = 4 * 2**20
 
 
-class SharedStorage:
-    """Numpy views over shared-memory tensors: ``values`` per array field, else offsets + data."""
+class MemoryStorage:
+    """Numpy views over byte tensors: ``values`` per array field, else offsets + data."""
 
     def __init__(self, tensors: dict[str, torch.Tensor], fields: Sequence[FieldSpec]) -> None:
         self._views: dict[str, np.ndarray] = {}
@@ -79,32 +84,48 @@ class EagerDataset(PackedDataset):
                 f"'streaming', select fewer `fields`, or raise `max_memory_usage`."
             )
         started = time.perf_counter()
-        self._tensors = _load_shared(self.root, self.manifest, self.fields, verify == "first_use")
+        self._tensors = _load(self.root, self.manifest, self.fields, verify == "first_use")
         log.info(
-            "eager: %s samples, %.0f MiB in shared memory, loaded in %.2f s",
+            "eager: %s samples, %.0f MiB in RAM, loaded in %.2f s",
             len(self),
             needed / 2**20,
             time.perf_counter() - started,
         )
 
     def _open_storage(self) -> Storage:
-        return SharedStorage(self._tensors, self.fields)
+        return MemoryStorage(self._tensors, self.fields)
+
+    def share_memory(self) -> None:
+        """Move the bytes into shared memory (once), so other processes can map them.
+
+        Pickling does it by itself; forked workers need nothing, they share the pages.
+        """
+        if all(t.is_shared() for t in self._tensors.values()):
+            return
+        self._tensors = {key: _to_shared(t) for key, t in self._tensors.items()}
+        if self._storage is not None:  # views of the private copy, which is freed with them
+            self._storage.close()
+            self._storage = None
 
     def close(self) -> None:
         super().close()
         self._tensors = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        self.share_memory()
+        return super().__getstate__()
 
-def _load_shared(
+
+def _load(
     root: Path, manifest: Manifest, fields: Sequence[FieldSpec], verify: bool
 ) -> dict[str, torch.Tensor]:
-    """Read each field of every shard straight into one shared-memory tensor per buffer.
+    """Read each field of every shard straight into one byte tensor per buffer.
 
     Plain reads (no memory map), so the opening peak is the data plus a small scratch
     buffer; with ``verify`` the whole file is hashed on the way, gaps included.
     """
     sizes = _buffer_sizes(manifest, fields)
-    tensors = {key: _shared_uint8(size) for key, size in sizes.items()}
+    tensors = {key: _private_uint8(size) for key, size in sizes.items()}
     cursor = dict.fromkeys(sizes, 0)
     for shard in manifest.shards:
         path = root / shard.name
@@ -205,6 +226,19 @@ def _buffer_sizes(manifest: Manifest, fields: Sequence[FieldSpec]) -> dict[str, 
     return sizes
 
 
-def _shared_uint8(size: int) -> torch.Tensor:
-    """A byte tensor in shared memory (``share_memory_`` moves it into a new segment)."""
-    return torch.empty(size, dtype=torch.uint8).share_memory_()
+def _private_uint8(size: int) -> torch.Tensor:
+    """A byte tensor over a private anonymous mapping that asks for huge pages where the
+    kernel offers them (fewer TLB misses in random gathers); fork shares its pages."""
+    if size == 0 or not hasattr(mmap, "MAP_PRIVATE"):  # not POSIX: a plain allocation
+        return torch.empty(size, dtype=torch.uint8)
+    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        memory.madvise(mmap.MADV_HUGEPAGE)
+    return torch.from_numpy(np.frombuffer(memory, dtype=np.uint8))
+
+
+def _to_shared(tensor: torch.Tensor) -> torch.Tensor:
+    """A copy of ``tensor`` in shared memory (``share_memory_`` makes a new segment)."""
+    shared = torch.empty(len(tensor), dtype=torch.uint8).share_memory_()
+    shared.copy_(tensor)
+    return shared
