@@ -7,9 +7,9 @@ so the PSS of a tree adds up to what the tree really holds. USS is what each pro
 alone: what freeing that process would give back.
 
 On Linux each process is read from ``/proc/<pid>/smaps_rollup`` (one small read, about a
-millisecond), which also splits PSS into anonymous, file-backed (memory maps, shared
-libraries) and shared-memory (``shmem``, e.g. eager datasets) parts. Elsewhere, or when that
-file cannot be read, psutil's ``memory_full_info`` is used; where the system has no PSS at
+millisecond), which also splits PSS into anonymous (heap, eager arrays), file-backed (memory
+maps, shared libraries) and shared-memory (``shmem``, e.g. batches from workers) parts.
+Elsewhere, or when that file cannot be read, psutil's ``memory_full_info`` is used; where the system has no PSS at
 all (macOS, Windows) ``pss`` falls back to RSS and ``TreeMemory.exact_pss`` is False.
 """
 

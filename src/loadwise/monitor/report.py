@@ -66,10 +66,11 @@ def _process_table(stats: MonitorStats) -> str:
          _maybe_bytes(s.peak_shmem), f"{s.mean_cpu:.0f}%"]
         for s in stats.processes
     ]  # fmt: skip
-    header = ["process", "pid", "PSS", "USS", "RSS", "private", "mapped", "shmem", "CPU"]
+    header = ["process", "pid", "PSS", "USS", "RSS", "anon", "mapped", "shmem", "CPU"]
     return (
-        "peak memory per process (private: heap; mapped: page-cache-backed files such as "
-        "shards and libraries; shmem: shared memory), mean CPU in % of one core:\n"
+        "peak memory per process (anon: heap and eager arrays, pages a fork shares split "
+        "between processes; mapped: page-cache-backed files such as shards and libraries; "
+        "shmem: shared memory), mean CPU in % of one core:\n"
         + table(header, rows)
     )
 

@@ -1,8 +1,8 @@
 """Memory and CPU of the main process and each worker, sampled at a low rate in a thread.
 
-Each ``ResourceSample`` holds, per process, PSS/USS/RSS with PSS split into private heap
-(``anon``), page-cache-backed mapped files (``file``: shared libraries, lazy-mode shards) and
-shared memory (``shmem``: eager-mode arrays), plus the CPU it used since the previous sample.
+Each ``ResourceSample`` holds, per process, PSS/USS/RSS with PSS split into anonymous memory
+(``anon``: heap, eager-mode arrays), page-cache-backed mapped files (``file``: shared libraries,
+lazy-mode shards) and shared memory (``shmem``: eager arrays of spawned workers, batches), plus the CPU it used since the previous sample.
 Processes are labelled "main", "worker 0", "worker 1", ...: by the DataLoader's own worker
 list when the monitor found it (``set_workers``), else by when the child started.
 """

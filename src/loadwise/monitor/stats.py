@@ -61,8 +61,8 @@ class EpochSummary:
 class ProcessSummary:
     """One role ("main", "worker 0", ...) over the run: peaks in bytes, mean CPU in % of a core.
 
-    ``anon`` is private heap, ``file`` page-cache-backed mapped files, ``shmem`` shared
-    memory (all PSS shares; None where the kernel does not split PSS).
+    ``anon`` is anonymous memory (heap, eager arrays), ``file`` page-cache-backed mapped
+    files, ``shmem`` shared memory (all PSS shares; None where the kernel does not split PSS).
     """
 
     role: str
