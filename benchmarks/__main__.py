@@ -54,15 +54,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name} ...", end="", flush=True)
         results["contenders"][name] = one(data, name, env)
         print(f" {results['contenders'][name].get('steady_rate', 0):,.0f} samples/s", flush=True)
+    if not args.only:
+        print("  interleaved limit vs loadwise epochs ...", flush=True)
+        rounds = "5" if args.quick else "9"
+        results["interleaved"] = _json_of(["benchmarks.interleaved", str(data), "--rounds", rounds],
+                                          env)  # fmt: skip
     if not args.quick and not args.no_large and not args.only:
         print("  4 GB dataset: first batch, streaming memory ...", flush=True)
-        done = subprocess.run([sys.executable, "-m", "benchmarks.large", str(data)], env=env,
-                              capture_output=True, text=True, check=True)  # fmt: skip
-        results["large"] = json.loads(done.stdout.strip().splitlines()[-1])
+        results["large"] = _json_of(["benchmarks.large", str(data)], env)
     results["seconds"] = time.perf_counter() - started
     report.write(results, out)
     print(f"wrote {out}/results.json, results.md, results.png in {results['seconds']:.0f} s")
     return 0
+
+
+def _json_of(module_and_args: list[str], env: dict[str, str]) -> Any:
+    """The last line of ``python -m MODULE ARGS`` as JSON (it must succeed)."""
+    done = subprocess.run([sys.executable, "-m", *module_and_args], env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def one(data: Path, name: str, env: dict[str, str]) -> dict[str, Any]:

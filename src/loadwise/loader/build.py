@@ -217,9 +217,12 @@ class Loader:
 
     def _counted(self, batches: Iterator[Any], sampler: EpochBatchSampler | None) -> Iterator[Any]:
         """``batches``, keeping the position (samples of this rank's share handed out)."""
+        if sampler is None:
+            yield from batches
+            return
+        start, size, share = sampler.start, sampler.batch_size, sampler.share  # once an epoch
         for delivered, batch in enumerate(batches, start=1):
-            if sampler is not None:
-                self._position = min(sampler.start + delivered * sampler.batch_size, sampler.share)
+            self._position = min(start + delivered * size, share)
             yield batch
 
     def _is_direct(self) -> bool:
