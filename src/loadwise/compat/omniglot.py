@@ -37,6 +37,7 @@ from loadwise.sampling.episodes import (
     read_labels,
     sample_tasks,
 )
+from loadwise.sampling.keys import seed_state
 from loadwise.sources.folder import OmniglotFolder
 
 log = logging.getLogger("loadwise")
@@ -255,6 +256,7 @@ class OmniglotTaskDataset(Dataset):
         self.spec = EpisodeSpec(n_way, k_shot, k_query, rotations)
         if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
             raise ConfigError(f"`num_tasks` must be an integer >= 1. Found: {num_tasks!r}.")
+        seed_state(seed)  # refuse a bad seed now, not at the first batch
         self.dataset, self.num_tasks, self.seed = dataset, num_tasks, seed
         self.counts = _counts(dataset)
         self.spec.check(self.counts, lambda c: _name(dataset, c))

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from loadwise.errors import ConfigError, SampleIndexError
+from loadwise.sampling.keys import smallest, task_states
 
 #: Rotations per class when ``rotations=True``: 0, 90, 180 and 270 degrees.
 ROTATIONS = 4
@@ -131,11 +132,6 @@ class Tasks:
         }
 
 
-def task_rng(seed: int, i: int) -> np.random.Generator:
-    """The generator of task ``i``: a function of ``(seed, i)`` only, no global state."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), int(i)])))
-
-
 def episode(
     counts: np.ndarray, spec: EpisodeSpec, seed: int, i: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -146,28 +142,27 @@ def episode(
     """
     if i < 0:
         raise ConfigError(f"task index must be >= 0. Found: {i}.")
-    rng = task_rng(seed, i)
-    factor = ROTATIONS if spec.rotations else 1
-    chosen = rng.choice(len(counts) * factor, spec.n_way, replace=False)
-    classes, turns = chosen // factor, chosen % factor
-    keys = rng.random((spec.n_way, int(counts[classes].max())))
-    keys[np.arange(keys.shape[1]) >= counts[classes][:, None]] = 2.0  # past a class's end
-    drawings = np.argsort(keys, axis=1, kind="stable")[:, : spec.per_class]
-    return classes.astype(np.int64), turns.astype(np.int64), drawings.astype(np.int64)
+    tasks = sample_tasks(counts, spec, seed, [i])
+    return tasks.classes[0], tasks.rotations[0], tasks.drawings[0]
 
 
 def sample_tasks(counts: np.ndarray, spec: EpisodeSpec, seed: int, task_ids: Any) -> Tasks:
-    """The tasks ``task_ids`` (each from ``episode``), stacked for one gather."""
+    """The tasks ``task_ids``, drawn together but each from ``(seed, i)`` alone (``keys``).
+
+    Task ``i``'s classes are the ``n_way`` smallest keys of its stream 0 over every
+    (class, rotation); class-rotation ``c``'s drawings the ``k_shot + k_query`` smallest
+    of its stream ``1 + c`` over the class's samples. Labels follow the classes' key order.
+    """
     ids = np.asarray(task_ids, dtype=np.int64).reshape(-1)
-    made = [episode(counts, spec, seed, int(i)) for i in ids]
-    shape = (0, spec.n_way)
-    return Tasks(
-        spec,
-        ids,
-        np.stack([m[0] for m in made]) if made else np.empty(shape, np.int64),
-        np.stack([m[1] for m in made]) if made else np.empty(shape, np.int64),
-        np.stack([m[2] for m in made]) if made else np.empty((*shape, spec.per_class), np.int64),
-    )
+    counts = np.asarray(counts, dtype=np.int64)
+    factor = ROTATIONS if spec.rotations else 1
+    states = task_states(seed, ids)
+    chosen = smallest(states, 0, len(counts) * factor, spec.n_way)
+    classes = chosen // factor
+    sizes = counts[classes]
+    widest = int(sizes.max()) if sizes.size else spec.per_class
+    drawings = smallest(states[:, None], 1 + chosen, widest, spec.per_class, sizes)
+    return Tasks(spec, ids, classes, chosen % factor, drawings)
 
 
 class Episodes(Dataset):

@@ -162,6 +162,8 @@ def test_task_arguments_out_of_range_are_named(omniglot_tree: Path) -> None:
     for bad in (0, -1):
         with pytest.raises(ConfigError, match="num_tasks"):
             OmniglotTaskDataset(dataset, num_tasks=bad)
+    with pytest.raises(ConfigError, match="`seed` must be an integer >= 0"):
+        OmniglotTaskDataset(dataset, seed=-1)
     folder = f"character folder `{omniglot_tree / dataset.characters[0]}` has 5 samples"
     with pytest.raises(ConfigError, match=f"{folder}.*k_shot \\+ k_query = 6"):
         OmniglotTaskDataset(dataset, n_way=2, k_shot=1, k_query=5)
