@@ -31,6 +31,7 @@ from loadwise.format.spec import FieldSpec, Manifest, ShardSpec
 
 log = logging.getLogger(__name__)
 _SCRATCH = 4 * 2**20
+_MOVE_BYTES = 64 * 2**20  # a multiple of any page size
 
 
 class MemoryStorage:
@@ -84,7 +85,10 @@ class EagerDataset(PackedDataset):
                 f"'streaming', select fewer `fields`, or raise `max_memory_usage`."
             )
         started = time.perf_counter()
-        self._tensors = _load(self.root, self.manifest, self.fields, verify == "first_use")
+        sizes = _buffer_sizes(self.manifest, self.fields)
+        self._maps = {key: _private_map(size) for key, size in sizes.items()}
+        self._tensors = {key: _bytes_over(self._maps[key], size) for key, size in sizes.items()}
+        _load(self.root, self.manifest, self.fields, self._tensors, verify == "first_use")
         log.info(
             "eager: %s samples, %.0f MiB in RAM, loaded in %.2f s",
             len(self),
@@ -102,14 +106,15 @@ class EagerDataset(PackedDataset):
         """
         if all(t.is_shared() for t in self._tensors.values()):
             return
-        self._tensors = {key: _to_shared(t) for key, t in self._tensors.items()}
-        if self._storage is not None:  # views of the private copy, which is freed with them
+        if self._storage is not None:  # views of the private copy, which is freed below
             self._storage.close()
             self._storage = None
+        maps, self._maps = self._maps, {}
+        self._tensors = {key: _to_shared(t, maps.get(key)) for key, t in self._tensors.items()}
 
     def close(self) -> None:
         super().close()
-        self._tensors = {}
+        self._tensors, self._maps = {}, {}
 
     def __getstate__(self) -> dict[str, Any]:
         self.share_memory()
@@ -117,16 +122,18 @@ class EagerDataset(PackedDataset):
 
 
 def _load(
-    root: Path, manifest: Manifest, fields: Sequence[FieldSpec], verify: bool
-) -> dict[str, torch.Tensor]:
-    """Read each field of every shard straight into one byte tensor per buffer.
+    root: Path,
+    manifest: Manifest,
+    fields: Sequence[FieldSpec],
+    tensors: dict[str, torch.Tensor],
+    verify: bool,
+) -> None:
+    """Read each field of every shard straight into its byte tensor (one per buffer).
 
     Plain reads (no memory map), so the opening peak is the data plus a small scratch
     buffer; with ``verify`` the whole file is hashed on the way, gaps included.
     """
-    sizes = _buffer_sizes(manifest, fields)
-    tensors = {key: _private_uint8(size) for key, size in sizes.items()}
-    cursor = dict.fromkeys(sizes, 0)
+    cursor = dict.fromkeys(tensors, 0)
     for shard in manifest.shards:
         path = root / shard.name
         check_size(path, shard)
@@ -145,7 +152,6 @@ def _load(
         for key, _, target in targets:
             if key in cursor:
                 cursor[key] += len(target)
-    return tensors
 
 
 _Target = tuple[str, int, np.ndarray]  # buffer key, offset in the file, destination bytes
@@ -226,19 +232,31 @@ def _buffer_sizes(manifest: Manifest, fields: Sequence[FieldSpec]) -> dict[str, 
     return sizes
 
 
-def _private_uint8(size: int) -> torch.Tensor:
-    """A byte tensor over a private anonymous mapping that asks for huge pages where the
-    kernel offers them (fewer TLB misses in random gathers); fork shares its pages."""
-    if size == 0 or not hasattr(mmap, "MAP_PRIVATE"):  # not POSIX: a plain allocation
-        return torch.empty(size, dtype=torch.uint8)
+def _private_map(size: int) -> mmap.mmap | None:
+    """A private anonymous mapping that asks for huge pages where the kernel offers them
+    (fewer TLB misses in random gathers); fork shares its pages. None where not POSIX."""
+    if size == 0 or not hasattr(mmap, "MAP_PRIVATE"):
+        return None
     memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
     if hasattr(mmap, "MADV_HUGEPAGE"):
         memory.madvise(mmap.MADV_HUGEPAGE)
+    return memory
+
+
+def _bytes_over(memory: mmap.mmap | None, size: int) -> torch.Tensor:
+    """A byte tensor over ``memory``, or a plain allocation without one."""
+    if memory is None:
+        return torch.empty(size, dtype=torch.uint8)
     return torch.from_numpy(np.frombuffer(memory, dtype=np.uint8))
 
 
-def _to_shared(tensor: torch.Tensor) -> torch.Tensor:
-    """A copy of ``tensor`` in shared memory (``share_memory_`` makes a new segment)."""
+def _to_shared(tensor: torch.Tensor, memory: mmap.mmap | None) -> torch.Tensor:
+    """A copy of ``tensor`` in shared memory, moved piece by piece: each piece of the private
+    ``memory`` is given back once copied, so the peak is the data plus one piece, not twice."""
     shared = torch.empty(len(tensor), dtype=torch.uint8).share_memory_()
-    shared.copy_(tensor)
+    for start in range(0, len(tensor), _MOVE_BYTES):
+        stop = min(start + _MOVE_BYTES, len(tensor))
+        shared[start:stop].copy_(tensor[start:stop])
+        if memory is not None and hasattr(mmap, "MADV_DONTNEED"):
+            memory.madvise(mmap.MADV_DONTNEED, start, stop - start)
     return shared
