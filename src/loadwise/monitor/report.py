@@ -70,8 +70,7 @@ def _process_table(stats: MonitorStats) -> str:
     return (
         "peak memory per process (anon: heap and eager arrays, pages a fork shares split "
         "between processes; mapped: page-cache-backed files such as shards and libraries; "
-        "shmem: shared memory), mean CPU in % of one core:\n"
-        + table(header, rows)
+        "shmem: shared memory), mean CPU in % of one core:\n" + table(header, rows)
     )
 
 
