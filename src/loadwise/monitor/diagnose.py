@@ -28,11 +28,17 @@ def diagnose(
     processes: Sequence[_Process],
     growth_per_epoch: float | None,
     peak_pss: int | None,
+    mode: str | None = None,
 ) -> str:
-    """One or two sentences: the bottleneck with what to try, then any memory growth."""
+    """One or two sentences: the bottleneck with what to try, then any memory growth.
+
+    ``mode`` is the loadwise dataset's access mode, if known: advice never suggests the
+    mode already in use.
+    """
     if batches == 0:
         return "no batches were seen: iterate the loader through the monitor."
-    sentences = [_time_verdict(wait_fraction, [p for p in processes if "worker" in p.role])]
+    workers = [p for p in processes if "worker" in p.role]
+    sentences = [_time_verdict(wait_fraction, workers, mode)]
     if growth_per_epoch is not None and peak_pss:
         grows = growth_per_epoch > max(GROWTH_BYTES, GROWTH_SHARE * peak_pss)
         if grows:
@@ -44,15 +50,25 @@ def diagnose(
     return " ".join(sentences)
 
 
-def _time_verdict(fraction: float, workers: Sequence[_Process]) -> str:
+def _time_verdict(fraction: float, workers: Sequence[_Process], mode: str | None) -> str:
     share = f"{fraction:.0%} of loop time waiting for data"
     if fraction < PARTLY:
         return f"compute-bound: {share}; loading is not the bottleneck."
     kind = "input-bound" if fraction >= INPUT_BOUND else "partly input-bound"
-    return f"{kind}: {share}; {_advice(workers)}."
+    return f"{kind}: {share}; {_advice(workers, mode)}."
 
 
-def _advice(workers: Sequence[_Process]) -> str:
+def _advice(workers: Sequence[_Process], mode: str | None) -> str:
+    if mode == "eager":
+        if not workers:
+            return (
+                "batches already come from RAM in one gather each (eager, no workers): the "
+                "step is shorter than copying a batch; read fewer `fields`, or do more per step"
+            )
+        return (
+            f"eager data is in RAM: the {len(workers)} workers only add the cost of moving "
+            "batches between processes; use `num_workers=0`"
+        )
     if not workers:
         return (
             "try `mode='eager'` on a packed dataset (one gather per batch) or, if each "

@@ -90,7 +90,12 @@ class Monitor:
         """What the epochs so far cost; safe to call during an epoch."""
         if not self.clock.running:
             self.sampler.stop()  # let an epoch-end sample land first
-        return summarize(list(self.clock.records), self.clock.spans(), list(self.sampler.samples))
+        return summarize(
+            list(self.clock.records),
+            self.clock.spans(),
+            list(self.sampler.samples),
+            mode=_mode(self.loader),
+        )
 
     def close(self) -> None:
         """Stop sampling (the thread also stops by itself at each epoch's end)."""
@@ -121,6 +126,12 @@ class Monitor:
             pids = worker_pids(source)
         if pids is not None:
             self.sampler.set_workers(pids)
+
+
+def _mode(loader: Any) -> str | None:
+    """The access mode of the loadwise dataset behind ``loader``, if there is one."""
+    mode = getattr(getattr(loader, "dataset", None), "mode", None)
+    return mode if isinstance(mode, str) else None
 
 
 def monitor(loader: Iterable[Any], *, interval: float = 0.5, max_cpu: float = 0.005) -> Monitor:

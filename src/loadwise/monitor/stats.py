@@ -150,9 +150,13 @@ class MonitorStats:
 
 
 def summarize(
-    records: Sequence[Record], spans: Sequence[EpochSpan], samples: Sequence[ResourceSample]
+    records: Sequence[Record],
+    spans: Sequence[EpochSpan],
+    samples: Sequence[ResourceSample],
+    mode: str | None = None,
 ) -> MonitorStats:
-    """Stats of the batches in ``spans`` and the memory samples taken during them."""
+    """Stats of the batches in ``spans`` and the memory samples taken during them;
+    ``mode`` (the dataset's access mode, if known) tailors the diagnosis."""
     start = spans[0].started if spans else 0.0
     waits, steps, arrived, epochs, kept = [], [], [], [], []
     for span in spans:
@@ -188,7 +192,7 @@ def summarize(
         wait_seconds=wait_total, step_seconds=step_total, wait_percentiles=_percentiles(waits),
         peak_pss=peak, memory_growth_per_epoch=growth, epochs=tuple(epochs),
         processes=processes,
-        diagnosis=diagnose(len(chosen), fraction, processes, growth, peak),
+        diagnosis=diagnose(len(chosen), fraction, processes, growth, peak, mode),
         timeline=timeline,
     )  # fmt: skip
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -140,3 +141,18 @@ def test_track_times_an_iterator_made_elsewhere() -> None:
     monitor = Monitor()
     assert list(monitor.track(iter([torch.zeros(2), torch.zeros(2)]))) != []
     assert monitor.stats().batches == 2
+
+
+def test_the_diagnosis_does_not_suggest_the_mode_in_use(tmp_path: Path) -> None:
+    images = np.zeros((512, 1, 64, 64), dtype=np.uint8)
+    loadwise.pack({"image": images}, tmp_path / "d", progress=False)
+    eager = loadwise.monitor(loadwise.loader(loadwise.open(tmp_path / "d", "eager"), 8))
+    for _ in eager:  # no step at all: the loop can only wait for data
+        pass
+    lazy = loadwise.monitor(loadwise.loader(loadwise.open(tmp_path / "d", "lazy"), 8))
+    for _ in lazy:
+        pass
+    said, lazy_said = eager.stats().diagnosis, lazy.stats().diagnosis
+    assert said.startswith(("input-bound", "partly")) and "mode='eager'" not in said
+    assert "in one gather each (eager, no workers)" in said
+    assert "mode='eager'" in lazy_said
