@@ -9,8 +9,9 @@ alone: what freeing that process would give back.
 On Linux each process is read from ``/proc/<pid>/smaps_rollup`` (one small read, about a
 millisecond), which also splits PSS into anonymous (heap, eager arrays), file-backed (memory
 maps, shared libraries) and shared-memory (``shmem``, e.g. batches from workers) parts.
-Elsewhere, or when that file cannot be read, psutil's ``memory_full_info`` is used; where the system has no PSS at
-all (macOS, Windows) ``pss`` falls back to RSS and ``TreeMemory.exact_pss`` is False.
+Elsewhere, or when that file cannot be read, psutil's ``memory_full_info`` is used; where the
+system has no PSS at all (macOS, Windows) ``pss`` falls back to RSS and
+``TreeMemory.exact_pss`` is False.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Each ``ResourceSample`` holds, per process, PSS/USS/RSS with PSS split into anonymous memory
 (``anon``: heap, eager-mode arrays), page-cache-backed mapped files (``file``: shared libraries,
-lazy-mode shards) and shared memory (``shmem``: eager arrays of spawned workers, batches), plus the CPU it used since the previous sample.
+lazy-mode shards) and shared memory (``shmem``: eager arrays of spawned workers, batches),
+plus the CPU it used since the previous sample.
 Processes are labelled "main", "worker 0", "worker 1", ...: by the DataLoader's own worker
 list when the monitor found it (``set_workers``), else by when the child started.
 """
