@@ -6,46 +6,33 @@ it renamed to the destination. A crash leaves no folder at the destination that 
 
 from __future__ import annotations
 
-import ctypes
-import itertools
 import json
 import logging
-import multiprocessing
 import os
 import shutil
-import signal
-import sys
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import xxhash
 from tqdm import tqdm
 
 from loadwise._version import __version__
 from loadwise.errors import ConfigError, PackError, SourceError
-from loadwise.format.prepare import (
-    Failed,
-    Prepared,
-    PrepareOptions,
-    image_size_hw,
-    infer_fields,
-    prepare_chunk,
-    unwrap,
-)
+from loadwise.format.pipeline import prepared
+from loadwise.format.prepare import Failed, PrepareOptions, image_size_hw, infer_fields, unwrap
 from loadwise.format.progress import PROGRESS_NAME, PackProgress, load_progress
+from loadwise.format.slots import Piece, RowBlock
 from loadwise.format.spec import (
     BLOCK_BYTES,
     FORMAT_VERSION,
     MANIFEST_NAME,
+    FieldSpec,
     Manifest,
+    ShardSpec,
     Skipped,
     manifest_to_json,
 )
@@ -56,9 +43,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SHARD_BYTES = 128 * 2**20
 ON_ERROR = ("raise", "skip")
-_CHUNK = 32
-_AHEAD_BYTES = 64 << 20
-_MAX_AHEAD = 1024
 
 
 @dataclass(frozen=True)
@@ -149,122 +133,84 @@ def _write(
     progress: bool,
 ) -> Manifest:
     """Write shards (after those ``done`` lists), then the manifest; progress after each."""
-    writer = (
-        ShardWriter(staging, done.fields, plan.shard_bytes, plan.block_bytes, len(done.shards))
-        if done.fields
-        else None
-    )
+    shards = _Shards(staging, plan, done, src.categories)
     bar = tqdm(total=len(src), desc="pack", unit="item", disable=not progress, leave=False)
     bar.update(done.items_done)
     with bar:
-        for item, sample in _prepared(src, plan, done.items_done):
-            bar.update(1)
-            done.items_done += 1
-            if isinstance(sample, Failed):
-                if plan.on_error == "raise":
-                    raise SourceError(f"{sample.reason} (pass on_error='skip' to leave it out)")
-                done.skipped.append(Skipped(item, sample.reason))
-                continue
-            if writer is None:
-                done.fields = infer_fields(sample, plan.options, src.categories)
-                writer = ShardWriter(staging, done.fields, plan.shard_bytes, plan.block_bytes)
-            finished = writer.add({k: unwrap(v) for k, v in sample.items()}, item)
-            if finished is not None:
-                done.shards.append(finished)
-                done.save(staging)
-    if writer is None:
+        for piece in prepared(src, plan.options, plan.workers, done.items_done, done.fields):
+            bar.update(shards.add(piece))
+    if shards.writer is None:
         raise SourceError(
             f"no sample of `{_name(src)}` could be read; {len(done.skipped)} skipped."
         )
-    last = writer.flush()
-    manifest = Manifest(
-        fields=writer.fields,
-        shards=tuple(done.shards + ([last] if last is not None else [])),
-        source=described,
-        skipped=tuple(done.skipped),
-        created_by=f"loadwise {__version__}",
-    )
-    _write_durably(staging / MANIFEST_NAME, manifest_to_json(manifest).encode())
-    (staging / PROGRESS_NAME).unlink(missing_ok=True)
-    fsync_path(staging)
-    return manifest
+    return shards.finish(described)
 
 
-def _prepared(src: Source, plan: _Plan, skip: int) -> Iterator[Prepared]:
-    """Prepared records in source order after the first ``skip`` (not read at all), decoded
-    in ``plan.workers`` processes when > 1 (the first chunk here, to size the pipeline)."""
-    chunks = _chunks(itertools.islice(src, skip, None), _CHUNK)
-    work = partial(prepare_chunk, plan.options)
-    first = next(chunks, None)
-    if first is None:
-        return
-    done = work(first)
-    yield from done
-    if plan.workers == 1:
-        yield from itertools.chain.from_iterable(map(work, chunks))
-        return
-    with ProcessPoolExecutor(
-        plan.workers, mp_context=_context(), initializer=die_with_parent
-    ) as pool:
-        ahead = _ahead(done, plan.workers)
-        yield from itertools.chain.from_iterable(_bounded_map(pool, work, chunks, ahead))
+class _Shards:
+    """Prepared pieces into shards in the staging folder, ``on_error`` applied in source
+    order, progress saved after every shard."""
 
+    def __init__(
+        self, staging: Path, plan: _Plan, done: PackProgress, categories: Mapping[str, Any]
+    ) -> None:
+        self.staging, self.plan, self.done, self.categories = staging, plan, done, categories
+        self.writer = self._writer(done.fields, len(done.shards)) if done.fields else None
 
-def _ahead(chunk: list[Prepared], workers: int) -> int:
-    """Chunks in flight: about ``_AHEAD_BYTES`` of prepared samples, so the workers keep
-    decoding while this process writes a shard (with 8 chunks they idled: 1.0x -> 1.3x
-    with 2 workers here), and at least 4 per worker."""
-    size = sum(_nbytes(v) for _, s in chunk if not isinstance(s, Failed) for v in s.values())
-    return max(4 * workers, min(_MAX_AHEAD, _AHEAD_BYTES // max(size, 1)))
+    def _writer(self, fields: tuple[FieldSpec, ...], first_shard: int = 0) -> ShardWriter:
+        plan = self.plan
+        return ShardWriter(self.staging, fields, plan.shard_bytes, plan.block_bytes, first_shard)
 
+    def add(self, piece: Piece) -> int:
+        """Take one piece; returns how many source items it held."""
+        if isinstance(piece, RowBlock):
+            self._add_block(piece)
+            return len(piece.items)
+        self._add_sample(*piece)
+        return 1
 
-def _nbytes(value: Any) -> int:
-    if isinstance(value, np.ndarray):
-        return value.nbytes
-    data = unwrap(value)
-    return len(data) if isinstance(data, bytes | str) else 8
+    def _add_sample(self, item: str, sample: dict[str, Any] | Failed) -> None:
+        self.done.items_done += 1
+        if isinstance(sample, Failed):
+            if self.plan.on_error == "raise":
+                raise SourceError(f"{sample.reason} (pass on_error='skip' to leave it out)")
+            self.done.skipped.append(Skipped(item, sample.reason))
+            return
+        if self.writer is None:
+            self.done.fields = infer_fields(sample, self.plan.options, self.categories)
+            self.writer = self._writer(self.done.fields)
+        self._finished(self.writer.add({k: unwrap(v) for k, v in sample.items()}, item))
 
+    def _add_block(self, block: RowBlock) -> None:
+        assert self.writer is not None, "rows come only after the sample that fixed the fields"
+        start = 0
+        while start < len(block.items):
+            arrays = {k: v[start:] for k, v in block.arrays.items()}
+            values = {k: v[start:] for k, v in block.values.items()}
+            taken, shard = self.writer.add_rows(arrays, values, block.items[start:])
+            self.done.items_done += taken
+            start += taken
+            self._finished(shard)
 
-def _bounded_map(
-    pool: ProcessPoolExecutor, work: Callable[[Any], Any], items: Iterable[Any], ahead: int
-) -> Iterator[Any]:
-    """Like ``pool.map``, but with at most ``ahead`` items in flight, so memory stays bounded."""
-    pending: deque[Future[Any]] = deque()
-    for item in items:
-        pending.append(pool.submit(work, item))
-        if len(pending) >= ahead:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
+    def _finished(self, shard: ShardSpec | None) -> None:
+        if shard is not None:
+            self.done.shards.append(shard)
+            self.done.save(self.staging)
 
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
-
-
-def die_with_parent() -> None:
-    """In a decode worker: exit when ``pack``'s process dies (Linux ``PR_SET_PDEATHSIG``).
-
-    Idle pool workers never notice a SIGKILLed parent by themselves; without this every
-    killed ``pack`` would leave its workers behind.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died before the call: nobody will signal us
-        os._exit(1)
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _context() -> Any:
-    """Fork where it exists: workers start at once instead of re-importing torch."""
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    def finish(self, described: dict[str, Any]) -> Manifest:
+        """Write the last shard and the manifest, durably; drop the progress file."""
+        assert self.writer is not None
+        last = self.writer.flush()
+        manifest = Manifest(
+            fields=self.writer.fields,
+            shards=tuple(self.done.shards + ([last] if last is not None else [])),
+            source=described,
+            skipped=tuple(self.done.skipped),
+            created_by=f"loadwise {__version__}",
+        )
+        _write_durably(self.staging / MANIFEST_NAME, manifest_to_json(manifest).encode())
+        (self.staging / PROGRESS_NAME).unlink(missing_ok=True)
+        fsync_path(self.staging)
+        return manifest
 
 
 def _options(

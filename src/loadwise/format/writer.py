@@ -52,6 +52,43 @@ class ShardWriter:
         self._count += 1
         return self.flush() if self._pending_bytes >= self.shard_bytes else None
 
+    def add_rows(
+        self,
+        arrays: Mapping[str, np.ndarray],
+        values: Mapping[str, Sequence[Any]],
+        items: Sequence[str],
+    ) -> tuple[int, ShardSpec | None]:
+        """Append samples given as columns (``arrays``: a block of rows per array field,
+        ``values``: a list per bytes/string field), up to the first that completes a shard.
+
+        Returns how many were taken and that shard: the same shards as ``add`` one by one,
+        at a copy per block instead of Python work per sample.
+        """
+        if self._first_item is None:
+            self._first_item = items[0]
+        columns: dict[str, Any] = {
+            f.name: _checked_column(f, arrays, values, items, self._first_item) for f in self.fields
+        }
+        taken = self._rows_that_fit(columns)
+        for spec in self.fields:
+            self._columns[spec.name].extend(columns[spec.name][:taken])
+        self._count += taken
+        full = self._pending_bytes >= self.shard_bytes
+        return taken, self.flush() if full else None
+
+    def _rows_that_fit(self, columns: Mapping[str, Any]) -> int:
+        """Rows of ``columns`` up to and with the first that fills the shard; counts their
+        bytes as pending."""
+        fixed = sum(f.row_bytes for f in self.fields if f.kind == "array")
+        sizes = np.full(len(next(iter(columns.values()))), fixed, np.int64)
+        for spec in self.fields:
+            if spec.kind != "array":
+                sizes += np.fromiter(map(len, columns[spec.name]), np.int64, len(sizes))
+        ends = self._pending_bytes + np.cumsum(sizes)
+        taken = min(len(sizes), int(np.searchsorted(ends, self.shard_bytes)) + 1)
+        self._pending_bytes = int(ends[taken - 1])
+        return taken
+
     def flush(self) -> ShardSpec | None:
         """Write what has gathered as the next shard (nothing if empty), fsynced."""
         count = self._count
@@ -82,11 +119,20 @@ class _Rows:
 
     def append(self, value: np.ndarray) -> None:
         if self._rows == len(self._buffer):
-            grown = np.empty((2 * len(self._buffer), *self._buffer.shape[1:]), self._buffer.dtype)
-            grown[: self._rows] = self._buffer
-            self._buffer = grown
+            self._grow()
         self._buffer[self._rows] = value
         self._rows += 1
+
+    def extend(self, block: np.ndarray) -> None:
+        while self._rows + len(block) > len(self._buffer):
+            self._grow()
+        self._buffer[self._rows : self._rows + len(block)] = block
+        self._rows += len(block)
+
+    def _grow(self) -> None:
+        grown = np.empty((2 * len(self._buffer), *self._buffer.shape[1:]), self._buffer.dtype)
+        grown[: self._rows] = self._buffer[: self._rows]
+        self._buffer = grown
 
     def values(self) -> np.ndarray:
         return self._buffer[: self._rows]
@@ -103,6 +149,9 @@ class _Items:
 
     def append(self, value: Any) -> None:
         self._items.append(value)
+
+    def extend(self, values: Sequence[Any]) -> None:
+        self._items.extend(values)
 
     def values(self) -> list[Any]:
         return self._items
@@ -196,6 +245,30 @@ def _checked(spec: FieldSpec, value: Any, item: str, first: str) -> Any:
     raise SourceError(
         f"sample `{item}` field `{spec.name}` is a {type(value).__name__}; "
         f"this field holds {spec.kind}."
+    )
+
+
+def _checked_column(
+    spec: FieldSpec,
+    arrays: Mapping[str, np.ndarray],
+    values: Mapping[str, Sequence[Any]],
+    items: Sequence[str],
+    first: str,
+) -> np.ndarray | list[Any]:
+    """One field's values of a block of samples, checked as ``_checked`` checks one value."""
+    if spec.kind != "array":
+        column = values.get(spec.name, [None] * len(items))
+        return [_checked(spec, v, item, first) for v, item in zip(column, items, strict=True)]
+    block = arrays.get(spec.name)
+    if block is not None and (block.dtype, block.shape) == (
+        spec.numpy_dtype,
+        (len(items), *spec.shape),
+    ):
+        return block
+    found = "nothing" if block is None else f"dtype {block.dtype}, shape {block.shape}"
+    raise SourceError(
+        f"samples `{items[0]}` to `{items[-1]}`: field `{spec.name}` has {found}, but "
+        f"{len(items)} rows of dtype {spec.dtype}, shape {spec.shape} were expected."
     )
 
 

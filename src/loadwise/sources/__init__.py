@@ -9,7 +9,7 @@ from typing import Any
 from loadwise.errors import SourceError
 from loadwise.sources.archive import ArchiveSource, is_archive
 from loadwise.sources.arrays import ArraySource, IterableSource
-from loadwise.sources.base import ImageBytes, ImageFile, Record, Source
+from loadwise.sources.base import ImageBytes, ImageFile, IndexedSource, Record, Source
 from loadwise.sources.folder import LAYOUTS, ImageFolder, OmniglotFolder, folder_source
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "ImageBytes",
     "ImageFile",
     "ImageFolder",
+    "IndexedSource",
     "IterableSource",
     "OmniglotFolder",
     "Record",

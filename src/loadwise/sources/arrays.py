@@ -35,7 +35,10 @@ class ArraySource:
         return self._length
 
     def __iter__(self) -> Iterator[tuple[str, Record]]:
-        for i in range(self._length):
+        return self.records(0, self._length)
+
+    def records(self, start: int, stop: int) -> Iterator[tuple[str, Record]]:
+        for i in range(start, min(stop, self._length)):
             yield str(i), {name: col[i] for name, col in self._columns.items()}
 
     def describe(self) -> dict[str, Any]:

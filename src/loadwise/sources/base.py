@@ -45,3 +45,16 @@ class Source(Protocol):
     def describe(self) -> dict[str, Any]:
         """What this source is, for the manifest: kind, location, fingerprint."""
         ...
+
+
+@runtime_checkable
+class IndexedSource(Source, Protocol):
+    """A source that yields any range of its items without reading those before it.
+
+    ``pack``'s forked workers each read the items of their own range, so only index ranges
+    (not records) travel to them.
+    """
+
+    def records(self, start: int, stop: int) -> Iterator[tuple[str, Record]]:
+        """Items ``start`` to ``stop`` (exclusive), exactly as iterating would yield them."""
+        ...

@@ -40,7 +40,10 @@ class ImageFolder:
         return len(self._files)
 
     def __iter__(self) -> Iterator[tuple[str, Record]]:
-        for path, label in self._files:
+        return self.records(0, len(self._files))
+
+    def records(self, start: int, stop: int) -> Iterator[tuple[str, Record]]:
+        for path, label in self._files[start:stop]:
             item = _relative(path, self.root)
             yield item, {"image": ImageFile(path), "label": label, "path": item}
 
@@ -75,7 +78,10 @@ class OmniglotFolder:
         return len(self._files)
 
     def __iter__(self) -> Iterator[tuple[str, Record]]:
-        for path, label, alphabet in self._files:
+        return self.records(0, len(self._files))
+
+    def records(self, start: int, stop: int) -> Iterator[tuple[str, Record]]:
+        for path, label, alphabet in self._files[start:stop]:
             item = _relative(path, self.root)
             record = {"image": ImageFile(path), "label": label, "alphabet": alphabet, "path": item}
             yield item, record
