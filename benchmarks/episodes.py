@@ -10,7 +10,10 @@
    batch, which starts the workers, is not timed):
    - ``on-the-fly``: ``OmniglotTaskDataset(OmniglotDataset(folder))``, PNGs decoded per task;
    - ``prefetched``: ``OmniglotTaskDataset(PrefetchedOmniglotDataset(packed))``;
-   - ``packed``: ``loadwise.loader(loadwise.episodes(packed))``.
+   - ``packed``: ``loadwise.loader(loadwise.episodes(packed))``;
+   - ``ceiling``: one ready batch of prefetched tasks served again and again through the same
+     ``DataLoader``: torch's own cost per batch of such items, the bound for ``prefetched``.
+   Contenders take turns, ``rounds`` times, each row keeping its best (this machine is shared).
    Ratios are against the on-the-fly dataset at its best worker count, in the same run.
 3. Prefetch time from the packed dataset (page cache warm, best of 3) and peak PSS of main + 4
    workers while ``DataLoader(tasks, batch_size=16, num_workers=4)`` serves 5-way 1-shot
@@ -50,7 +53,7 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "bench-data" / "episodes"
 RESULTS = REPO / "bench-results" / "episodes.json"
 CONFIGS = {"5w1s15q": (5, 1, 15), "20w5s5q": (20, 5, 5)}
-CONTENDERS = ("on-the-fly", "prefetched", "packed")
+CONTENDERS = ("on-the-fly", "prefetched", "packed", "ceiling")
 TASKS_PER_BATCH, SEED = 16, 0
 MiB, MB = 2**20, 10**6
 SPEED_TARGET, PREFETCH_TARGET_S, PSS_FACTOR, PSS_SLACK = 20.0, 2.0, 1.15, 150 * MB
@@ -67,10 +70,11 @@ class Scale:
     batches: int
     seconds: float  # at least this long per row
     workers: tuple[int, ...]
+    rounds: int  # every contender and worker count once a round, in turn; the best counts
 
 
-QUICK = Scale(4, 50, 20, batches=3, seconds=1.0, workers=(0, 2))
-FULL = Scale(4, 241, 20, batches=8, seconds=3.0, workers=(0, 2, 4))
+QUICK = Scale(4, 50, 20, batches=3, seconds=1.0, workers=(0, 2), rounds=2)
+FULL = Scale(4, 241, 20, batches=8, seconds=2.0, workers=(0, 2, 4), rounds=3)
 
 
 def ensure_data(scale: Scale) -> tuple[Path, Path]:
@@ -107,7 +111,28 @@ def batches_of(name: str, tree: Path, packed: Path, shape: dict[str, int], worke
         packed, progress=False
     )  # fmt: skip
     tasks_ds = OmniglotTaskDataset(source, **args, num_tasks=num_tasks, seed=SEED)
+    if name == "ceiling":
+        ready = _Ready(tasks_ds.__getitems__(range(TASKS_PER_BATCH)), num_tasks)
+        return DataLoader(ready, TASKS_PER_BATCH, num_workers=workers)
     return DataLoader(tasks_ds, TASKS_PER_BATCH, num_workers=workers)
+
+
+class _Ready(Dataset):
+    """One batch of tasks made once and served again and again: no sampling, no reads.
+
+    Through the same plain ``DataLoader`` it measures what torch itself costs per batch of
+    these items (default collate's stack into fresh memory, shared memory and pickling
+    from workers): the most any dataset of such items can reach that way.
+    """
+
+    def __init__(self, items: list[Any], length: int) -> None:
+        self.items, self.length = items, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        return self.items[: len(indices)]
 
 
 def episodes_per_second(batches: Iterable[Any], count: int, seconds: float) -> float:
@@ -123,18 +148,26 @@ def episodes_per_second(batches: Iterable[Any], count: int, seconds: float) -> f
 
 
 def measure_speed(scale: Scale, tree: Path, packed: Path) -> list[dict[str, Any]]:
-    rows = []
-    for config, (n_way, k_shot, k_query) in CONFIGS.items():
-        shape = {"n_way": n_way, "k_shot": k_shot, "k_query": k_query,
-                 "num_tasks": 100_000}  # fmt: skip
-        for name in CONTENDERS:
-            for workers in scale.workers:
-                batches = batches_of(name, tree, packed, shape, workers)
-                rate = episodes_per_second(batches, scale.batches, scale.seconds)
-                rows.append({"config": config, "contender": name, "workers": workers,
-                             "episodes_per_s": rate})  # fmt: skip
-                print(f"  {config} {name:<11} {workers} workers: {rate:8.1f} episodes/s")
-    return rows
+    """Every (config, contender, workers) once a round, in turn, so a slow spell of this
+    shared machine hits all alike; each row keeps its best round and all tries."""
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for round_ in range(scale.rounds):
+        for config, (n_way, k_shot, k_query) in CONFIGS.items():
+            shape = {"n_way": n_way, "k_shot": k_shot, "k_query": k_query,
+                     "num_tasks": 100_000}  # fmt: skip
+            for name in CONTENDERS:
+                for workers in scale.workers:
+                    batches = batches_of(name, tree, packed, shape, workers)
+                    rate = episodes_per_second(batches, scale.batches, scale.seconds)
+                    del batches  # stop its workers before the next contender starts
+                    row = rows.setdefault((config, name, workers), {
+                        "config": config, "contender": name, "workers": workers, "tries": []
+                    })  # fmt: skip
+                    row["tries"].append(rate)
+                    row["episodes_per_s"] = max(row["tries"])
+                    print(f"  round {round_ + 1} {config} {name:<11} {workers} workers: "
+                          f"{rate:8.1f} episodes/s")  # fmt: skip
+    return list(rows.values())
 
 
 # --- prefetch time and memory (fresh subprocesses) -------------------------------------------
@@ -210,10 +243,12 @@ def table(rows: list[dict[str, Any]], workers: tuple[int, ...]) -> tuple[str, li
             lines.append(f"{config:<9}{name:<12}" + "".join(f"{rates[w]:>10.1f}" for w in workers)
                          + f"{top['episodes_per_s']:>10.1f}"
                          + f"{top['episodes_per_s'] / baseline:>14.1f}x")  # fmt: skip
-        ratios = [best(rows, config, n)["episodes_per_s"] / baseline for n in CONTENDERS[1:]]
+        ratios = [best(rows, config, n)["episodes_per_s"] / baseline for n in CONTENDERS[1:3]]
         verdict = "PASS" if min(ratios) >= SPEED_TARGET else "FAIL"
         checks.append(f"{config}: prefetched {ratios[0]:.1f}x, packed {ratios[1]:.1f}x the "
                       f"on-the-fly best (target >= {SPEED_TARGET:.0f}x): {verdict}")  # fmt: skip
+    checks.append("(ceiling: the same DataLoader serving one ready batch again and again, "
+                  "no dataset work: what torch's collate and worker transport allow)")  # fmt: skip
     return "\n".join(lines), checks
 
 
