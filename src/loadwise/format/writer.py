@@ -6,6 +6,7 @@ record batch, so every field is one contiguous buffer that readers map as a nump
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,7 +37,9 @@ class ShardWriter:
         self.fields = tuple(fields)
         self.shard_bytes, self.block_bytes = shard_bytes, block_bytes
         self.next_shard = first_shard
-        self._columns = {f.name: _column(f) for f in self.fields}
+        fixed = sum(f.row_bytes for f in self.fields if f.kind == "array")
+        rows = -(-shard_bytes // max(fixed, 1))  # the most a shard can hold
+        self._columns = {f.name: _column(f, rows) for f in self.fields}
         self._count = 0
         self._pending_bytes = 0
         self._first_item: str | None = None
@@ -109,12 +112,15 @@ class ShardWriter:
 
 
 class _Rows:
-    """An array field's rows of the shard being gathered, copied into one buffer that grows
-    by doubling and is reused shard after shard: no stacking copy, no fresh pages per shard."""
+    """An array field's rows of the shard being gathered, copied into one buffer reused
+    shard after shard: no stacking copy, no fresh pages per shard.
 
-    def __init__(self, spec: FieldSpec) -> None:
-        first = max(1, min(64, (1 << 20) // max(spec.row_bytes, 1)))
-        self._buffer = np.empty((first, *spec.shape), spec.numpy_dtype)
+    The buffer is sized for the most rows a shard can hold (only the pages rows are written
+    to are ever backed): growing it by doubling cost a copy and fresh pages per doubling.
+    """
+
+    def __init__(self, spec: FieldSpec, rows: int) -> None:
+        self._buffer = np.empty((max(1, rows), *spec.shape), spec.numpy_dtype)
         self._rows = 0
 
     def append(self, value: np.ndarray) -> None:
@@ -160,8 +166,8 @@ class _Items:
         self._items = []
 
 
-def _column(spec: FieldSpec) -> _Rows | _Items:
-    return _Rows(spec) if spec.kind == "array" else _Items()
+def _column(spec: FieldSpec, rows: int) -> _Rows | _Items:
+    return _Rows(spec, rows) if spec.kind == "array" else _Items()
 
 
 def describe_shard(
@@ -211,17 +217,31 @@ def _write_batch(path: Path, batch: pa.RecordBatch) -> None:
 
 
 def _to_arrow(spec: FieldSpec, values: np.ndarray | list[Any]) -> pa.Array:
-    """The field's Arrow array; for array fields a view of ``values``, not a copy."""
-    if spec.kind == "bytes":
-        return pa.array(values, type=pa.large_binary())
-    if spec.kind == "string":
-        return pa.array(values, type=pa.large_string())
-    rows = np.asarray(values)
+    """The field's Arrow array, built from its buffers: for array fields a view of
+    ``values``, not a copy. (``pa.array`` imports pandas on first use, ~0.5-1.4 s of every
+    fresh ``pack`` here.)"""
+    if isinstance(values, list):
+        return _variable(values, pa.large_binary() if spec.kind == "bytes" else pa.large_string())
+    rows = np.ascontiguousarray(values)
     if rows.dtype == np.bool_:  # Arrow packs booleans into bits; keep one byte each
         rows = rows.view(np.uint8)
+    flat = pa.Array.from_buffers(
+        pa.from_numpy_dtype(rows.dtype), rows.size, [None, pa.py_buffer(rows)]
+    )
     if not spec.shape:
-        return pa.array(rows)
-    return pa.FixedShapeTensorArray.from_numpy_ndarray(rows)
+        return flat
+    storage = pa.FixedSizeListArray.from_arrays(flat, math.prod(spec.shape))
+    kind = pa.fixed_shape_tensor(flat.type, spec.shape, permutation=list(range(len(spec.shape))))
+    return pa.ExtensionArray.from_storage(kind, storage)
+
+
+def _variable(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
+    """A ``large_binary`` or ``large_string`` array of ``values``: offsets, then the data."""
+    data = [v.encode() for v in values] if kind == pa.large_string() else values
+    offsets = np.zeros(len(data) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, data), np.int64, len(data)), out=offsets[1:])
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
+    return pa.Array.from_buffers(kind, len(data), buffers)
 
 
 def _checked(spec: FieldSpec, value: Any, item: str, first: str) -> Any:
