@@ -116,7 +116,7 @@ class Tasks:
     def assemble(self, images: torch.Tensor, turns: np.ndarray) -> dict[str, torch.Tensor]:
         """Split a fresh gather in ``flat()`` order into support/query, turned, with labels."""
         spec, t = self.spec, len(self.task_ids)
-        images = _rotated(images, turns)
+        images = _rotated(images, turns) if spec.rotations else images
         n_support = t * spec.n_way * spec.k_shot
         support = images[:n_support].reshape(t, spec.n_way * spec.k_shot, *images.shape[1:])
         query = images[n_support:].reshape(t, spec.n_way * spec.k_query, *images.shape[1:])
