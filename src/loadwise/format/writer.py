@@ -20,6 +20,7 @@ from loadwise.errors import SourceError
 from loadwise.format.spec import BLOCK_BYTES, BufferSpan, FieldSpec, ShardSpec, block_checksums
 
 SHARD_SUFFIX = ".arrow"
+_FIRST_BYTES = 256 << 20  # row buffers start this large at most
 
 
 class ShardWriter:
@@ -38,7 +39,7 @@ class ShardWriter:
         self.shard_bytes, self.block_bytes = shard_bytes, block_bytes
         self.next_shard = first_shard
         fixed = sum(f.row_bytes for f in self.fields if f.kind == "array")
-        rows = -(-shard_bytes // max(fixed, 1))  # the most a shard can hold
+        rows = -(-min(shard_bytes, _FIRST_BYTES) // max(fixed, 1))  # most shards hold no more
         self._columns = {f.name: _column(f, rows) for f in self.fields}
         self._count = 0
         self._pending_bytes = 0
@@ -115,8 +116,9 @@ class _Rows:
     """An array field's rows of the shard being gathered, copied into one buffer reused
     shard after shard: no stacking copy, no fresh pages per shard.
 
-    The buffer is sized for the most rows a shard can hold (only the pages rows are written
-    to are ever backed): growing it by doubling cost a copy and fresh pages per doubling.
+    The buffer starts at the most rows a shard can hold, up to ``_FIRST_BYTES`` (only the
+    pages rows are written to are ever backed): growing it from 64 rows by doubling cost a
+    copy and fresh pages per doubling. Beyond that it still doubles.
     """
 
     def __init__(self, spec: FieldSpec, rows: int) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 import loadwise
 from loadwise.errors import SourceError
-from loadwise.format import slots
+from loadwise.format import slots, writer
 from loadwise.format.reader import read_manifest
 from loadwise.format.spec import FieldSpec
 from loadwise.format.writer import ShardWriter
@@ -143,3 +143,15 @@ def test_add_rows_cuts_the_shards_add_cuts(tmp_path: Path) -> None:
     assert [c is not None for c in cut] == [g is not None for g in got]
     one.flush(), many.flush()
     assert _files(tmp_path / "one") == _files(tmp_path / "many")
+
+
+def test_a_huge_shard_size_is_not_allocated_up_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "_FIRST_BYTES", 1000)  # so the row buffer grows, too
+    data = {"x": np.arange(3000 * 64, dtype=np.uint8).reshape(3000, 64)}
+    report = loadwise.pack(data, tmp_path / "d", shard_bytes=1 << 50, workers=2, progress=False)
+    assert report.num_shards == 1
+    assert np.array_equal(
+        loadwise.open(tmp_path / "d", "eager").get_batch([2999])["x"][0], data["x"][-1]
+    )
