@@ -48,15 +48,9 @@ class ShardRegion:
         buffer = (ctypes.c_uint8 * self._total).from_address(self._base)
         self._flat: np.ndarray | None = np.frombuffer(memoryview(buffer), dtype=np.uint8)
         self._starts = manifest.shard_starts()
-        #: Per array field: byte offset in the range of each shard's first row.
-        self._row0 = {
-            f.name: self._place[:-1]
-            + np.array([s.buffers[f.name]["values"].offset for s in manifest.shards], np.int64)
-            for f in fields
-            if f.kind == "array"
-        }
-        self._rows: dict[str, np.ndarray] = {}
-        self._located: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._layouts = {f.name: _Layout(f, manifest, self._place) for f in fields}
+        self._views: dict[str, np.ndarray] = {}
+        self._located: tuple[np.ndarray, np.ndarray | None] | None = None
 
     def gather(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
         """Rows ``indices`` (global, checked) of array field ``spec``: one gather, a copy.
@@ -66,39 +60,47 @@ class ShardRegion:
         flat = self._flat
         if flat is None:  # mapping now could land on memory that is no longer ours
             raise LoadwiseError(f"the mapping of `{self._root}` is closed.")
-        owners, local = self._locate(indices)
-        offsets = self._row0[spec.name][owners] + local * spec.row_bytes
-        rows = take_rows(self._row_view(spec, flat), offsets)
-        return rows.view(np.dtype(spec.dtype)).reshape(len(indices), *spec.shape)
+        layout = self._layouts[spec.name]
+        owners = self._owners(indices)
+        origin = layout.origin[0] if owners is None else layout.origin[owners]
+        rows = take_rows(self._view(layout, flat), origin + indices * layout.stride)
+        if layout.scalar:
+            return rows
+        return rows.view(spec.numpy_dtype).reshape(len(indices), *spec.shape)
 
-    def _locate(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Shard and row within it of each index; the last answer is reused, since a batch
-        asks once per field with the same array."""
+    def _owners(self, indices: np.ndarray) -> np.ndarray | None:
+        """The shard of each index (None: the only shard); the last answer is reused,
+        since a batch asks once per field with the same array."""
         if self._located is not None and self._located[0] is indices:
-            return self._located[1], self._located[2]
-        owners = np.searchsorted(self._starts, indices, side="right") - 1
+            return self._located[1]
+        owners = None
+        if len(self._manifest.shards) != 1:
+            owners = np.searchsorted(self._starts, indices, side="right") - 1
         if not self._all_mapped:
-            self._map_shards(owners)
-        local = indices - self._starts[owners]
-        self._located = (indices, owners, local)
-        return owners, local
+            self._map_shards(np.zeros(1, np.int64) if owners is None else owners)
+        self._located = (indices, owners)
+        return owners
 
     def close(self) -> None:
         """Unmap everything; gathers made before stay valid (they are copies)."""
         if self._flat is None:
             return
         self._flat = self._located = None
-        self._rows.clear()
+        self._views.clear()
         _unmap(self._base, self._total)
 
-    def _row_view(self, spec: FieldSpec, flat: np.ndarray) -> np.ndarray:
-        """The range as overlapping rows of ``spec.row_bytes``, one starting at every byte."""
-        view = self._rows.get(spec.name)
+    def _view(self, layout: _Layout, flat: np.ndarray) -> np.ndarray:
+        """The range as ``layout`` reads it: typed items, or overlapping rows of
+        ``row_bytes``, one starting at every byte."""
+        view = self._views.get(layout.name)
         if view is None:
-            width = spec.row_bytes
-            count = max(self._total - width + 1, 0)
-            view = as_strided(flat, shape=(count, width), strides=(1, 1), writeable=False)
-            self._rows[spec.name] = view
+            if layout.scalar:
+                view = flat[: len(flat) - len(flat) % layout.itemsize].view(layout.dtype)
+            else:
+                count = max(len(flat) - layout.row_bytes + 1, 0)
+                shape, strides = (count, layout.row_bytes), (1, 1)
+                view = as_strided(flat, shape=shape, strides=strides, writeable=False)
+            self._views[layout.name] = view
         return view
 
     def _map_shards(self, owners: np.ndarray) -> None:
@@ -116,6 +118,24 @@ class ShardRegion:
                     os.close(fd)
             self._mapped[number] = True
         self._all_mapped = bool(self._mapped.all())
+
+
+class _Layout:
+    """Where an array field's rows lie in the range, in the units its view counts in: row
+    ``i`` of shard ``k`` starts at ``origin[k] + i * stride``, ``i`` counted from the first
+    sample of the dataset. Scalar fields (labels) are gathered as typed items, which costs
+    a tenth of gathering 8-byte rows from the overlapping-rows view; others by byte."""
+
+    def __init__(self, spec: FieldSpec, manifest: Manifest, place: np.ndarray) -> None:
+        self.name, self.dtype = spec.name, spec.numpy_dtype
+        self.itemsize, self.row_bytes = self.dtype.itemsize, spec.row_bytes
+        values = np.array([s.buffers[spec.name]["values"].offset for s in manifest.shards])
+        first_byte = place[:-1] + values.astype(np.int64)  # of each shard's first row
+        self.scalar = spec.shape == () and not (first_byte % self.itemsize).any()
+        unit = self.itemsize if self.scalar else 1
+        self.stride = self.row_bytes // unit
+        starts = manifest.shard_starts()[:-1]
+        self.origin = first_byte // unit - starts * self.stride
 
 
 @functools.cache
