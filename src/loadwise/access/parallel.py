@@ -7,7 +7,6 @@ use them; both release the GIL.
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -40,9 +39,9 @@ def take_rows(source: np.ndarray, rows: np.ndarray) -> np.ndarray:
     Only a C-contiguous ``source`` is shared out: ``np.take`` copies any other source whole
     first (lazy mode's overlapping-rows view would be terabytes), so it gets one gather.
     """
-    row_bytes = source.itemsize * math.prod(source.shape[1:])  # np.prod: 6 us a call
-    large = len(rows) * row_bytes >= PARALLEL_BYTES and source.flags.c_contiguous
-    pool = threads(batch_threads()) if large else None
+    if len(rows) * source.strides[0] < PARALLEL_BYTES or not source.flags.c_contiguous:
+        return source[rows]  # a C-contiguous source's first stride is its row's bytes
+    pool = threads(batch_threads())
     if pool is None:
         return source[rows]
     out = np.empty((len(rows), *source.shape[1:]), source.dtype)
