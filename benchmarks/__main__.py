@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         "jpeg_parallel_decode_rate": context.parallel_decode_rate(data, os.cpu_count() or 1),
         "pack_seconds": context.pack_seconds(data, rounds=2 if args.quick else 3),
         "idle": context.idle_memory(),
+        "idle_w2_fork": context.idle_memory(2, "fork"),
+        "idle_w2_spawn": context.idle_memory(2, "spawn"),
         "cores": os.cpu_count(),
     }
     for name in CONTENDERS:

@@ -1,5 +1,6 @@
 """Figures measured in the driver for context: memcpy bandwidth, single-core JPEG decode rates,
-and the PSS of an idle interpreter with the same imports (subtracted in memory targets)."""
+and the PSS of an idle interpreter with the same imports, alone and with 2 idle DataLoader
+workers by fork and by spawn (each subtracted from the contenders of its shape)."""
 
 from __future__ import annotations
 
@@ -145,15 +146,24 @@ def pack_seconds(folder: Path, rounds: int = 3) -> dict[str, float]:
 
 
 IDLE = """
-import json, torch, loadwise, benchmarks.contenders
+import json, sys, multiprocessing, torch, loadwise, benchmarks.contenders
 from loadwise.monitor.memory import process_memory
-m = process_memory(include_children=False)
+workers, start = int(sys.argv[1]), sys.argv[2]
+if workers:  # a DataLoader serving nothing: what its processes cost by themselves
+    loader = torch.utils.data.DataLoader(range(10_000), batch_size=64, num_workers=workers,
+                                         multiprocessing_context=start)
+    batches = iter(loader)
+    for _ in range(8):
+        next(batches)
+m = process_memory(include_children=True)
 file = sum(p.pss_file or 0 for p in m.processes)
 print(json.dumps({"pss": m.total_pss, "uss": m.total_uss, "file": file}))
 """
 
 
-def idle_memory() -> dict[str, Any]:
-    """PSS and USS of a fresh interpreter that imported what every contender imports."""
-    out = subprocess.run([sys.executable, "-c", IDLE], capture_output=True, text=True, check=True)
+def idle_memory(workers: int = 0, start: str = "fork") -> dict[str, Any]:
+    """PSS and USS of a fresh interpreter that imported what every contender imports, with
+    ``workers`` idle DataLoader workers started by ``start`` (fork or spawn)."""
+    cmd = [sys.executable, "-c", IDLE, str(workers), start]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
