@@ -1,7 +1,7 @@
 """The source documents' Omniglot datasets, on the core: one item per character, and tasks.
 
 ``PrefetchedOmniglotDataset`` packs a folder once (or takes a packed dataset) and holds every
-drawing in one shared-memory array (eager mode): workers share it, nothing grows by
+drawing in one array in RAM (eager mode): all workers share it, nothing grows by
 copy-on-write, and items are copies, so nothing can change it. ``OmniglotDataset`` has the
 same interface but decodes PNG files on every read (or memory-maps packed data): the
 baseline. ``OmniglotTaskDataset`` turns either into few-shot tasks with the pure sampler of
@@ -174,7 +174,7 @@ class PrefetchReport:
 
 
 class PrefetchedOmniglotDataset(_OmniglotBase):
-    """Every drawing in RAM once (eager, shared memory): fast, and one copy for all workers.
+    """Every drawing in RAM once (eager mode): fast, and one copy for all workers.
 
     ``data_path`` is an Omniglot folder (``alphabet/character/*.png``, packed once into the
     cache) or a packed dataset. ``transform`` is applied to each ``[1, H, W]`` uint8 drawing
@@ -195,7 +195,7 @@ class PrefetchedOmniglotDataset(_OmniglotBase):
             bar.set_postfix_str("pack or find the packed data")
             path = _packed(data_path, image_size_hw(image_size), on_error)
             bar.update(1)
-            bar.set_postfix_str("load into shared memory")
+            bar.set_postfix_str("load into RAM, one copy for all workers")
             drawings = PackedDrawings(path, "eager")
             bar.update(1)
             super().__init__(drawings, transform)

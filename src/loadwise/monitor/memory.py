@@ -1,7 +1,7 @@
 """Memory of a process tree (main + DataLoader workers), counted once: PSS, not RSS.
 
-A forked worker maps the same pages as its parent (the interpreter, torch, an eager dataset
-in shared memory), so summing RSS over main + workers counts each shared page once per
+A forked worker maps the same pages as its parent (the interpreter, torch, an eager
+dataset), so summing RSS over main + workers counts each shared page once per
 process. PSS (proportional set size) splits a shared page between the processes mapping it,
 so the PSS of a tree adds up to what the tree really holds. USS is what each process holds
 alone: what freeing that process would give back.
