@@ -13,10 +13,13 @@ import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
+from loadwise.access import recycle
 from loadwise.access.parallel import batch_threads
 from loadwise.format.codecs import decode_batch, decode_image
 from loadwise.format.spec import FieldSpec
 from loadwise.format.threads import Threads, threads
+
+_UINT8 = np.dtype(np.uint8)
 
 
 def decode_images(spec: FieldSpec, raw: list[bytes], idx: np.ndarray) -> Any:
@@ -53,8 +56,9 @@ def batch_buffer(shape: tuple[int, ...]) -> torch.Tensor:
     """A uint8 tensor for a decoded batch; in a DataLoader worker it lives in shared memory,
     so sending the batch to the main process does not copy it (as torch's collate does).
 
-    Elsewhere numpy allocates it: batch after batch the process stays at one size, where
-    ``torch.empty`` buffers kept it 36-48 MB larger and wandering (measured)."""
+    Elsewhere it is a numpy buffer, reused once the batch before is gone (``recycle``):
+    batch after batch the process stays at one size, where ``torch.empty`` buffers kept it
+    36-48 MB larger and wandering (measured)."""
     if get_worker_info() is None:
-        return torch.from_numpy(np.empty(shape, np.uint8))
+        return torch.from_numpy(recycle.empty(shape, _UINT8))
     return torch.empty(shape, dtype=torch.uint8).share_memory_()

@@ -1,8 +1,8 @@
-"""How many threads one batch may use in this process, and the row gather that uses them.
+"""How many threads one batch may use in this process, and the row gather of every mode.
 
 A batch's threads are the process's usable cores, divided among DataLoader workers when in
-one (``LOADWISE_THREADS`` overrides). Decoding images and gathering large batches of rows
-use them; both release the GIL.
+one (``LOADWISE_THREADS`` overrides). Decoding images and large copies into the shared
+cache use them (both release the GIL); row gathers run on torch's own threads instead.
 """
 
 from __future__ import annotations
@@ -10,16 +10,24 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import torch
 from torch.utils.data import get_worker_info
 
+from loadwise.access import recycle
 from loadwise.errors import ConfigError
-from loadwise.format.threads import threads
 
 THREADS_ENV = "LOADWISE_THREADS"
-#: Gathers producing at least this many bytes are shared out among the batch's threads: the
-#: fresh output's page faults and the copy both scale with cores (35 MB: 7.6 -> 4.7 ms on 2
+#: Copies of at least this many bytes are shared out among the batch's threads: a fresh
+#: output's page faults and the copy both scale with cores (35 MB: 7.6 -> 4.7 ms on 2
 #: cores); below it a thread hand-off costs more than it saves.
 PARALLEL_BYTES = 4 << 20
+#: Gathers of at least this many bytes run in ``torch.index_select`` (``take_rows``).
+TORCH_GATHER_BYTES = 64 << 10
+_TORCH_DTYPES = frozenset(
+    np.dtype(t)
+    for t in ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32",
+              "float64", "complex64", "complex128")
+)  # fmt: skip
 
 
 def batch_threads() -> int:
@@ -33,22 +41,38 @@ def batch_threads() -> int:
     return max(1, (cores or 1) // (worker.num_workers if worker is not None else 1))
 
 
+_forked = [False]  # set in a child made by fork (register_at_fork below)
+
+
+def _torch_threads_safe() -> bool:
+    """Whether torch ops may run here: in a forked child an OpenMP region of torch hangs
+    (its threads stayed in the parent) unless torch runs on one thread, as DataLoader
+    workers do; such a child gathers with numpy."""
+    return not _forked[0] or torch.get_num_threads() == 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _forked.__setitem__(0, True))
+
+
 def take_rows(source: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``source[rows]`` (``rows`` already checked), on the batch's threads when it is large.
+    """``source[rows]`` (``rows`` already checked). From ``TORCH_GATHER_BYTES`` on, a
+    C-contiguous source is gathered by ``torch.index_select`` on torch's intra-op threads
+    into a reused buffer (``recycle``).
 
-    Only a C-contiguous ``source`` is shared out: ``np.take`` copies any other source whole
-    first (lazy mode's overlapping-rows view would be terabytes), so it gets one gather.
+    Why torch's threads: after any torch op its OpenMP threads spin for a while, so threads
+    of our own gathering then ran at half speed on 2 cores (14 MB of few-shot tasks after a
+    collate: 3.1 ms, torch's 1.5 ms; a batch of 64 images: 167 vs 107 us). Any other source
+    gets one numpy gather: lazy mode's overlapping-rows view is terabytes virtually, and
+    ``np.take`` would copy it whole first. So does a forked child with torch on several
+    threads (``_torch_threads_safe``).
     """
-    if len(rows) * source.strides[0] < PARALLEL_BYTES or not source.flags.c_contiguous:
-        return source[rows]  # a C-contiguous source's first stride is its row's bytes
-    pool = threads(batch_threads())
-    if pool is None:
+    large = len(rows) * source.strides[0] >= TORCH_GATHER_BYTES  # C order: a row's bytes
+    if not (large and source.flags.c_contiguous and source.flags.writeable) or (
+        source.dtype not in _TORCH_DTYPES or rows.dtype != np.int64 or not _torch_threads_safe()
+    ):
         return source[rows]
-    out = np.empty((len(rows), *source.shape[1:]), source.dtype)
-
-    def take(piece: range) -> None:
-        part = slice(piece.start, piece.stop)
-        np.take(source, rows[part], axis=0, out=out[part], mode="clip")  # "raise" would buffer
-
-    pool.for_each(take, len(rows))
+    out = recycle.empty((len(rows), *source.shape[1:]), source.dtype)
+    whole, picks = torch.from_numpy(source), torch.from_numpy(rows)
+    torch.index_select(whole, 0, picks, out=torch.from_numpy(out))
     return out
