@@ -99,7 +99,9 @@ class ShardRegion:
             else:
                 count = max(len(flat) - layout.row_bytes + 1, 0)
                 shape, strides = (count, layout.row_bytes), (1, 1)
-                view = as_strided(flat, shape=shape, strides=strides, writeable=False)
+                # writeable only so torch can wrap it (it warns on read-only arrays): the
+                # files are mapped read-only and nothing writes through it
+                view = as_strided(flat, shape=shape, strides=strides)
             self._views[layout.name] = view
         return view
 
