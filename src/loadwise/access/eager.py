@@ -254,9 +254,10 @@ def _to_shared(tensor: torch.Tensor, memory: mmap.mmap | None) -> torch.Tensor:
     """A copy of ``tensor`` in shared memory, moved piece by piece: each piece of the private
     ``memory`` is given back once copied, so the peak is the data plus one piece, not twice."""
     shared = torch.empty(len(tensor), dtype=torch.uint8).share_memory_()
+    give_back = memory if hasattr(mmap, "MADV_DONTNEED") else None
     for start in range(0, len(tensor), _MOVE_BYTES):
         stop = min(start + _MOVE_BYTES, len(tensor))
         shared[start:stop].copy_(tensor[start:stop])
-        if memory is not None and hasattr(mmap, "MADV_DONTNEED"):
-            memory.madvise(mmap.MADV_DONTNEED, start, stop - start)
+        if give_back is not None:
+            give_back.madvise(mmap.MADV_DONTNEED, start, stop - start)
     return shared

@@ -62,7 +62,7 @@ class BufferPool:
     def _idle(self, nbytes: int) -> np.ndarray | None:
         buffers = self._buffers
         for i in range(len(buffers)):
-            if buffers[i].nbytes == nbytes and sys.getrefcount(buffers[i]) == _IDLE_REFS:
+            if buffers[i].nbytes == nbytes and _unused(buffers, i):
                 return buffers[i]
         return None
 
@@ -73,11 +73,16 @@ class BufferPool:
         for i in reversed(range(len(self._buffers))):
             if held + nbytes <= self.max_bytes:
                 break
-            if sys.getrefcount(self._buffers[i]) == _IDLE_REFS:
+            if _unused(self._buffers, i):
                 held -= self._buffers.pop(i).nbytes
         if held + nbytes <= self.max_bytes:
             self._buffers.append(raw)
         return raw
+
+
+def _unused(buffers: list[np.ndarray], i: int) -> bool:
+    """Whether only ``buffers`` refers to its ``i``-th buffer (no array or tensor views it)."""
+    return sys.getrefcount(buffers[i]) == _IDLE_REFS
 
 
 _POOL = BufferPool()

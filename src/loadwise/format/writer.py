@@ -38,8 +38,9 @@ class ShardWriter:
         self.fields = tuple(fields)
         self.shard_bytes, self.block_bytes = shard_bytes, block_bytes
         self.next_shard = first_shard
-        fixed = sum(f.row_bytes for f in self.fields if f.kind == "array")
-        rows = -(-min(shard_bytes, _FIRST_BYTES) // max(fixed, 1))  # most shards hold no more
+        #: Bytes every sample takes in the array fields (the variable ones come on top).
+        self._fixed_bytes = sum(f.row_bytes for f in self.fields if f.kind == "array")
+        rows = -(-min(shard_bytes, _FIRST_BYTES) // max(self._fixed_bytes, 1))  # a shard's most
         self._columns = {f.name: _column(f, rows) for f in self.fields}
         self._count = 0
         self._pending_bytes = 0
@@ -83,8 +84,7 @@ class ShardWriter:
     def _rows_that_fit(self, columns: Mapping[str, Any]) -> int:
         """Rows of ``columns`` up to and with the first that fills the shard; counts their
         bytes as pending."""
-        fixed = sum(f.row_bytes for f in self.fields if f.kind == "array")
-        sizes = np.full(len(next(iter(columns.values()))), fixed, np.int64)
+        sizes = np.full(len(next(iter(columns.values()))), self._fixed_bytes, np.int64)
         for spec in self.fields:
             if spec.kind != "array":
                 sizes += np.fromiter(map(len, columns[spec.name]), np.int64, len(sizes))
