@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from loadwise.errors import ConfigError, SampleIndexError
-from loadwise.sampling.keys import smallest, task_states
+from loadwise.sampling.keys import draw, task_states
 
 #: Rotations per class when ``rotations=True``: 0, 90, 180 and 270 degrees.
 ROTATIONS = 4
@@ -149,19 +149,17 @@ def episode(
 def sample_tasks(counts: np.ndarray, spec: EpisodeSpec, seed: int, task_ids: Any) -> Tasks:
     """The tasks ``task_ids``, drawn together but each from ``(seed, i)`` alone (``keys``).
 
-    Task ``i``'s classes are the ``n_way`` smallest keys of its stream 0 over every
-    (class, rotation); class-rotation ``c``'s drawings the ``k_shot + k_query`` smallest
-    of its stream ``1 + c`` over the class's samples. Labels follow the classes' key order.
+    Task ``i``'s classes are ``n_way`` (class, rotation) pairs drawn from its stream 0;
+    class-rotation ``c``'s drawings are ``k_shot + k_query`` of the class's samples drawn
+    from its stream ``1 + c`` (``keys.draw``). Labels follow the order the classes were drawn.
     """
     ids = np.asarray(task_ids, dtype=np.int64).reshape(-1)
     counts = np.asarray(counts, dtype=np.int64)
     factor = ROTATIONS if spec.rotations else 1
     states = task_states(seed, ids)
-    chosen = smallest(states, 0, len(counts) * factor, spec.n_way)
+    chosen = draw(states, 0, len(counts) * factor, spec.n_way)
     classes = chosen // factor
-    sizes = counts[classes]
-    widest = int(sizes.max()) if sizes.size else spec.per_class
-    drawings = smallest(states[:, None], 1 + chosen, widest, spec.per_class, sizes)
+    drawings = draw(states[:, None], 1 + chosen, counts[classes], spec.per_class)
     return Tasks(spec, ids, classes, chosen % factor, drawings)
 
 
