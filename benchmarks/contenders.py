@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -154,7 +154,7 @@ class H5(Dataset[Any]):
     def __init__(self, path: Path) -> None:
         import h5py
 
-        self.path, self.handle = path, None
+        self.path, self.handle = path, cast("h5py.File | None", None)
         with h5py.File(path, "r") as f:
             self.n = len(f["label"])
 

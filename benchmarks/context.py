@@ -100,7 +100,7 @@ def decode_rates(folder: Path, count: int = 300, seconds: float = 1.0) -> dict[s
 
 def parallel_decode_rate(
     folder: Path, threads: int, count: int = 300, seconds: float = 1.0
-) -> float:
+) -> float | None:
     """JPEG decode on ``threads`` threads at once, batches of 64 into one buffer, samples/s:
     what this machine's cores reach together (their shared caches and memory included);
     None without simplejpeg (the ``jpeg`` extra)."""
