@@ -200,14 +200,14 @@ def test_accuracy(model: nn.Module, packed: Path, s: Settings) -> float:
 def contenders(background: Path, s: Settings) -> Iterator[tuple[str, int, Iterable[Any]]]:
     """(name, workers, batches) for each way of feeding the same tasks in the same order."""
     num_tasks = s.steps * s.tasks_per_step
-    shape = {"n_way": N_WAY, "k_shot": K_SHOT, "k_query": K_QUERY, "num_tasks": num_tasks,
-             "seed": s.seed}  # fmt: skip
-    fly = OmniglotTaskDataset(OmniglotDataset(background), **shape)
+    shape = (N_WAY, K_SHOT, K_QUERY, num_tasks, s.seed)
+    fly = OmniglotTaskDataset(OmniglotDataset(background), *shape)
     for workers in (0, 2):
         yield "on-the-fly", workers, DataLoader(fly, s.tasks_per_step, num_workers=workers)
-    fast = OmniglotTaskDataset(PrefetchedOmniglotDataset(background, progress=False), **shape)
+    fast = OmniglotTaskDataset(PrefetchedOmniglotDataset(background, progress=False), *shape)
     yield "prefetched", 0, DataLoader(fast, s.tasks_per_step)
-    packed = episodes(ensure_packed(background), **shape)
+    packed = episodes(ensure_packed(background), "label", N_WAY, K_SHOT, K_QUERY,
+                      num_tasks=num_tasks, seed=s.seed)  # fmt: skip
     yield "packed eager", 0, loadwise.loader(packed, s.tasks_per_step, shuffle=False)
 
 

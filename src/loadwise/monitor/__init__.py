@@ -8,6 +8,7 @@ process and every worker. ``stats()`` gives a frozen ``MonitorStats`` with a dia
 memory alone.
 """
 
+from loadwise.monitor import report
 from loadwise.monitor.loop import Monitor, monitor
 from loadwise.monitor.memory import PeakMemory, ProcessMemory, TreeMemory, process_memory
 from loadwise.monitor.stats import EpochSummary, MonitorStats, ProcessSummary
@@ -22,4 +23,5 @@ __all__ = [
     "TreeMemory",
     "monitor",
     "process_memory",
+    "report",
 ]

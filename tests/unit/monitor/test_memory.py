@@ -179,4 +179,5 @@ def test_public_names() -> None:
         "TreeMemory",
         "monitor",
         "process_memory",
+        "report",
     ]
