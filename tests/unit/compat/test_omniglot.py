@@ -155,6 +155,18 @@ def test_dataloader_with_workers_and_pinning_as_the_documents_show(omniglot_pack
     assert torch.equal(torch.cat([b[3] for b in batches])[0], torch.tensor([0, 0, 1, 1, 2, 2]))
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_loadwise_loader_serves_the_same_task_batches(omniglot_packed: Path, workers: int) -> None:
+    """One ``get_batch`` a batch, no collate: the same tensors as the plain DataLoader's."""
+    tasks = OmniglotTaskDataset(PrefetchedOmniglotDataset(omniglot_packed, progress=False),
+                                n_way=3, k_shot=1, k_query=2, num_tasks=10)  # fmt: skip
+    plain = list(DataLoader(tasks, batch_size=4))
+    fast = list(loadwise.loader(tasks, 4, shuffle=False, num_workers=workers))
+    assert len(fast) == len(plain) == 3
+    for ours, theirs in zip(fast, plain, strict=True):
+        assert len(ours) == 4 and all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+
+
 def test_task_arguments_out_of_range_are_named(omniglot_tree: Path) -> None:
     dataset = PrefetchedOmniglotDataset(omniglot_tree, progress=False)
     with pytest.raises(ConfigError, match="`n_way`=13 is more than the 12 classes"):
