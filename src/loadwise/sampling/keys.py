@@ -70,10 +70,10 @@ def draw(
 
     ``states``, ``stream`` and ``sizes`` broadcast to the rows' shape; the result has a last
     axis of ``k`` (``k`` <= every size). A row of at least ``SPARSE_ROWS x candidates(k)``
-    items draws by rejection from ``candidates(k)`` keys (a 964-class draw hashed 964 keys
-    a task, a 100k-class one 100k); a smaller row keys every item and takes the ``k``
-    smallest. Which way a row goes depends only on its size and ``k``, so a row is the same
-    in any batch.
+    items draws by rejection from ``candidates(k)`` keys, so a task over 100k classes costs
+    no more than one over 1k; a smaller row keys every item and takes the ``k`` smallest.
+    Which way a row goes depends only on its size and ``k``, so a row is the same in any
+    batch.
     """
     shape = np.broadcast_shapes(np.shape(states), np.shape(stream), np.shape(sizes))
     rows_states = np.broadcast_to(np.asarray(states, np.uint64), shape).reshape(-1)
@@ -92,8 +92,7 @@ def draw(
         out[sparse[complete]] = drawn
         dense[sparse[~complete]] = True  # too few distinct candidates: key every item
     if dense.any():
-        sizes_left = rows_sizes[dense]
-        out[dense] = _smallest(rows_states[dense], rows_streams[dense], sizes_left, k)
+        out[dense] = _smallest(rows_states[dense], rows_streams[dense], rows_sizes[dense], k)
     return out.reshape(*shape, k)
 
 
@@ -102,8 +101,8 @@ def _by_rejection(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The first ``k`` distinct of ``candidates(k)`` uniform draws per row, and which rows
     had ``k`` distinct. Keeping the first distinct values of i.i.d. uniform draws is exact
-    sampling without replacement in random order; so is it given enough were distinct, as
-    that event does not depend on which items were drawn."""
+    sampling without replacement in random order, and stays so given that ``k`` were
+    distinct: that event does not depend on which items were drawn."""
     keys = row_keys(states, streams | _CANDIDATES, candidates(k)) >> np.uint64(SLOT_BITS)
     values = (keys * sizes[:, None].astype(np.uint64)) >> np.uint64(64 - SLOT_BITS)
     order = np.argsort(values, axis=-1, kind="stable")  # equal values keep draw order
