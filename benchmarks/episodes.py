@@ -113,14 +113,12 @@ def batches_of(
     if name == "packed":
         tasks = episodes(packed, "label", n_way, k_shot, k_query, num_tasks=NUM_TASKS, seed=SEED)
         return loadwise.loader(tasks, TASKS_PER_BATCH, shuffle=False, num_workers=workers)
-    if name == "prefetched+lw":
-        prefetched = PrefetchedOmniglotDataset(packed, progress=False)
-        tasks_ds = OmniglotTaskDataset(prefetched, n_way, k_shot, k_query, NUM_TASKS, SEED)
-        return loadwise.loader(tasks_ds, TASKS_PER_BATCH, shuffle=False, num_workers=workers)
     source = OmniglotDataset(tree) if name == "on-the-fly" else PrefetchedOmniglotDataset(
         packed, progress=False
     )  # fmt: skip
     tasks_ds = OmniglotTaskDataset(source, n_way, k_shot, k_query, NUM_TASKS, SEED)
+    if name == "prefetched+lw":
+        return loadwise.loader(tasks_ds, TASKS_PER_BATCH, shuffle=False, num_workers=workers)
     if name == "ceiling":
         ready = _Ready(tasks_ds.__getitems__(range(TASKS_PER_BATCH)), NUM_TASKS)
         return DataLoader(ready, TASKS_PER_BATCH, num_workers=workers)
