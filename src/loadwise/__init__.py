@@ -18,10 +18,10 @@ from loadwise.compat import (
     create_dataloaders,
 )
 from loadwise.errors import LoadwiseError
-from loadwise.format import PackReport, pack
 from loadwise.format.verify import VerifyReport, verify
 from loadwise.loader import DataLoaderConfig, Loader, loader
 from loadwise.monitor import monitor
+from loadwise.packing import PackReport, pack
 from loadwise.sampling.episodes import episodes
 
 __all__ = [

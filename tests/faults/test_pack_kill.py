@@ -97,7 +97,7 @@ def test_resume_in_process_reuses_finished_shards(
     tree: Path, reference: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dest = tmp_path / "d.loadwise"
-    module = sys.modules["loadwise.format.pack"]  # the package re-exports the function
+    module = sys.modules["loadwise.packing.partition"]  # where pack writes shards
     original, calls = module.ShardWriter.add, []
 
     def interrupted_add(self, sample, item):  # type: ignore[no-untyped-def]

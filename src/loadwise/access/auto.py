@@ -47,6 +47,7 @@ def open_dataset(  # type: ignore[overload-overlap]  # "streaming" is also a str
     *,
     fields: Sequence[str] | None = None,
     verify: str = "first_use",
+    ragged: str = "padded",
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     max_memory_usage: float | None = None,
 ) -> StreamingDataset: ...
@@ -59,6 +60,7 @@ def open_dataset(
     *,
     fields: Sequence[str] | None = None,
     verify: str = "first_use",
+    ragged: str = "padded",
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     max_memory_usage: float | None = None,
 ) -> PackedDataset: ...
@@ -70,13 +72,16 @@ def open_dataset(
     *,
     fields: Sequence[str] | None = None,
     verify: str = "first_use",
+    ragged: str = "padded",
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     max_memory_usage: float | None = None,
 ) -> PackedDataset | StreamingDataset:
     """Open the packed dataset at ``path`` in ``mode`` (one of ``MODES``).
 
     ``fields`` selects the fields samples carry (all by default); ``verify`` is when shard
-    checksums are checked (``first_use``, ``open`` or ``never``); ``cache_bytes`` bounds the
+    checksums are checked (``first_use``, ``open`` or ``never``); ``ragged`` is how
+    variable-length arrays come out (``padded`` with ``<name>_lengths``, or a ``list`` of
+    tensors); ``cache_bytes`` bounds the
     ``cached`` mode's decoded images, shared by all DataLoader workers. ``max_memory_usage``
     (a fraction of available memory) is what eager data may take: ``eager`` refuses beyond
     it (default: all of it), ``auto`` holds data in RAM only within it (default 0.5).
@@ -87,13 +92,17 @@ def open_dataset(
         name, reason = choose_mode(path, fields, max_memory_usage=fraction)
         log.info("loadwise: auto mode chose %s: %s", name, reason)
     if name == "cached":
-        return CachedDataset(path, fields=fields, verify=verify, cache_bytes=cache_bytes)
+        return CachedDataset(
+            path, fields=fields, verify=verify, ragged=ragged, cache_bytes=cache_bytes
+        )
     if name == "streaming":
-        return StreamingDataset(path, fields=fields, verify=verify)
+        return StreamingDataset(path, fields=fields, verify=verify, ragged=ragged)
     if name == "eager":
         fraction = 1.0 if max_memory_usage is None else max_memory_usage
-        return EagerDataset(path, fields=fields, verify=verify, max_memory_usage=fraction)
-    return LazyDataset(path, fields=fields, verify=verify)
+        return EagerDataset(
+            path, fields=fields, verify=verify, ragged=ragged, max_memory_usage=fraction
+        )
+    return LazyDataset(path, fields=fields, verify=verify, ragged=ragged)
 
 
 def choose_mode(

@@ -1,13 +1,15 @@
 """The one interface every access mode has, and the batch assembly they share.
 
-A mode is a ``Storage`` (where the stored bytes live: shared RAM, a memory map, reads on
-demand) behind the same dataset class. ``get_batch`` gathers each field once for a whole
-batch; ``__getitems__`` serves plain ``DataLoader``\\ s with the same single gather.
+A mode is a ``Storage`` (where the stored bytes live: RAM, a memory map, reads on demand)
+behind the same dataset class. A storage answers two questions, for fixed fields (``rows``)
+and variable ones (``segments``); each field kind turns those into its part of the batch
+(``format/fields``). ``get_batch`` gathers each field once for a whole batch;
+``__getitems__`` serves plain ``DataLoader``\\ s with the same single gather.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -15,11 +17,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from loadwise.access.decode import decode_images
-from loadwise.errors import LoadwiseError, SampleIndexError
+from loadwise.errors import ConfigError, LoadwiseError, SampleIndexError
 from loadwise.format.blocks import BlockVerifier
+from loadwise.format.fields import RAGGED_OUTPUTS, FieldSpec, ReadOptions, Segment
 from loadwise.format.reader import check_policy, read_manifest, verify_file
-from loadwise.format.spec import FieldSpec, Manifest
+from loadwise.format.spec import Manifest
+from loadwise.stores import ShardStore, open_store
 
 Batch = dict[str, Any]
 
@@ -27,9 +30,9 @@ Batch = dict[str, Any]
 class Storage(Protocol):
     """Where a mode keeps the stored bytes; indices are global and already checked."""
 
-    def gather_array(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray: ...
+    def rows(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray: ...
 
-    def gather_bytes(self, spec: FieldSpec, indices: np.ndarray) -> list[bytes]: ...
+    def segments(self, spec: FieldSpec, indices: np.ndarray) -> Iterator[Segment]: ...
 
     def close(self) -> None: ...
 
@@ -42,11 +45,22 @@ class PackedBase:
     verifies_on_load: ClassVar[bool] = False
 
     def __init__(
-        self, root: str | Path, *, fields: Sequence[str] | None = None, verify: str = "first_use"
+        self,
+        root: str | Path | ShardStore,
+        *,
+        fields: Sequence[str] | None = None,
+        verify: str = "first_use",
+        ragged: str = "padded",
     ) -> None:
-        self.root = Path(root).expanduser().resolve()
-        self.manifest: Manifest = read_manifest(self.root)
+        self.store: ShardStore = open_store(root)
+        self.root = Path(self.store.location)
+        self.manifest: Manifest = read_manifest(self.store)
         self.verify = check_policy(verify)
+        if ragged not in RAGGED_OUTPUTS:
+            raise ConfigError(
+                f"`ragged` must be one of {', '.join(RAGGED_OUTPUTS)}. Found: {ragged!r}."
+            )
+        self.read_options = ReadOptions(ragged=ragged)
         names = [f.name for f in self.manifest.fields] if fields is None else list(fields)
         self.fields: tuple[FieldSpec, ...] = tuple(self.manifest.field(n) for n in names)
         self._storage: Storage | None = None
@@ -54,7 +68,7 @@ class PackedBase:
         self._closed = False
         if self.verify == "open":
             for shard in self.manifest.shards:
-                verify_file(self.root / shard.name, shard)
+                verify_file(self.store, shard)
 
     def __len__(self) -> int:
         return self.manifest.num_samples
@@ -65,19 +79,21 @@ class PackedBase:
         storage = self._storage or self.storage()
         if self._blocks is not None:
             self._blocks.require(idx)
-        batch = {spec.name: field_batch(spec, storage, idx) for spec in self.fields}
+        batch: Batch = {}
+        for spec in self.fields:
+            batch.update(spec.read_batch(storage, idx, self.read_options))
         batch["index"] = torch.from_numpy(idx)
         return batch
 
     def categories(self, name: str) -> tuple[str, ...]:
         """Names of the values of an integer field such as ``label``."""
-        return self.manifest.field(name).categories or ()
+        return getattr(self.manifest.field(name), "categories", None) or ()
 
     def storage(self) -> Storage:
         """This process's storage, created on first use (after a fork, in each worker)."""
         if self._storage is None:
             if self.verify == "first_use" and not self.verifies_on_load:
-                self._blocks = BlockVerifier(self.root, self.manifest, self.fields)
+                self._blocks = BlockVerifier(self.store, self.manifest, self.fields)
             self._storage = self._open_storage()
         return self._storage
 
@@ -141,15 +157,3 @@ class PackedDataset(PackedBase, Dataset):
 
 def _row(batch: Batch, i: int) -> Batch:
     return {name: value[i] for name, value in batch.items()}
-
-
-def field_batch(spec: FieldSpec, storage: Storage, idx: np.ndarray) -> Any:
-    """One field of a batch: one gather (arrays), or the bytes read and decoded."""
-    if spec.kind == "array":
-        return torch.from_numpy(storage.gather_array(spec, idx))
-    raw = storage.gather_bytes(spec, idx)
-    if spec.kind == "string":
-        return [b.decode("utf-8") for b in raw]
-    if spec.codec != "image":
-        return raw
-    return decode_images(spec, raw, idx)

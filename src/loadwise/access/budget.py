@@ -8,7 +8,8 @@ from pathlib import Path
 import psutil
 
 from loadwise.errors import ConfigError
-from loadwise.format.spec import FieldSpec, Manifest
+from loadwise.format.fields import FieldSpec
+from loadwise.format.spec import Manifest
 
 _CGROUP_V2 = Path("/sys/fs/cgroup")
 _CGROUP_V1 = Path("/sys/fs/cgroup/memory")

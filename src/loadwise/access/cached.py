@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from loadwise.access.base import Batch, field_batch
-from loadwise.access.decode import batch_buffer
+from loadwise.access.base import Batch
 from loadwise.access.lazy import LazyDataset
 from loadwise.access.shared_cache import CHANNELS, HEIGHT, OFFSET, READY, STATE, SharedCache
 from loadwise.errors import ConfigError
+from loadwise.format.fields import ImageField
+from loadwise.format.fields.image import batch_buffer
+from loadwise.stores import ShardStore
 
 DEFAULT_CACHE_BYTES = 1 << 30
 
@@ -38,17 +40,18 @@ class CachedDataset(LazyDataset):
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | ShardStore,
         *,
         fields: Sequence[str] | None = None,
         verify: str = "first_use",
+        ragged: str = "padded",
         cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         if cache_bytes < 0:
             raise ConfigError(f"`cache_bytes` must be >= 0. Found: {cache_bytes}.")
-        super().__init__(root, fields=fields, verify=verify)
+        super().__init__(root, fields=fields, verify=verify, ragged=ragged)
         #: The selected fields decoded on read; without any, nothing is worth caching.
-        self.images = tuple(spec for spec in self.fields if spec.codec == "image")
+        self.images = tuple(spec for spec in self.fields if isinstance(spec, ImageField))
         self.decodes = bool(self.images)
         limit = cache_bytes if self.decodes else 0
         self.cache = SharedCache(limit, len(self), len(self.images))
@@ -99,8 +102,8 @@ class CachedDataset(LazyDataset):
         where = order[np.searchsorted(missing, idx[~ready], sorter=order)] if missing.size else None
         batch: Batch = {}
         for spec in self.fields:
-            if spec.codec != "image":
-                batch[spec.name] = field_batch(spec, storage, idx)
+            if not isinstance(spec, ImageField):
+                batch.update(spec.read_batch(storage, idx, self.read_options))
                 continue
             f = self.images.index(spec)
             value = fresh[spec.name] if fresh is not None else None

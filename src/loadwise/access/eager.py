@@ -10,11 +10,10 @@ spawned workers receive them by file descriptor: still one copy.
 
 from __future__ import annotations
 
-import io
 import logging
 import mmap
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,13 @@ import xxhash
 
 from loadwise.access.base import PackedDataset, Storage
 from loadwise.access.budget import eager_budget, stored_bytes
-from loadwise.access.parallel import take_rows
 from loadwise.errors import IntegrityError, ModeError
-from loadwise.format.reader import check_layout, check_offsets, check_size
-from loadwise.format.spec import FieldSpec, Manifest, ShardSpec
+from loadwise.format.fields import ArrayField, FieldSpec, Segment
+from loadwise.format.reader import check_layout, check_offsets
+from loadwise.format.spec import Manifest, ShardSpec
+from loadwise.gather.rows import take_rows
+from loadwise.gather.spans import starts_and_lengths
+from loadwise.stores import ShardFile, ShardStore
 
 log = logging.getLogger(__name__)
 _SCRATCH = 4 * 2**20
@@ -35,28 +37,28 @@ _MOVE_BYTES = 64 * 2**20  # a multiple of any page size
 
 
 class MemoryStorage:
-    """Numpy views over byte tensors: ``values`` per array field, else offsets + data."""
+    """Numpy views over byte tensors: ``values`` per fixed field, else offsets (rebased to
+    the whole dataset) + data, so every field of a batch is one gather."""
 
     def __init__(self, tensors: dict[str, torch.Tensor], fields: Sequence[FieldSpec]) -> None:
         self._views: dict[str, np.ndarray] = {}
         for spec in fields:
-            if spec.kind == "array":
+            if isinstance(spec, ArrayField):
                 raw = tensors[f"{spec.name}.values"].numpy()
-                self._views[spec.name] = raw.view(np.dtype(spec.dtype)).reshape(-1, *spec.shape)
+                self._views[spec.name] = raw.view(spec.numpy_dtype).reshape(-1, *spec.shape)
             else:
                 self._views[f"{spec.name}.offsets"] = (
                     tensors[f"{spec.name}.offsets"].numpy().view(np.int64)
                 )
-                self._views[f"{spec.name}.data"] = tensors[f"{spec.name}.data"].numpy()
+                data = tensors[f"{spec.name}.data"].numpy()
+                self._views[f"{spec.name}.data"] = data.view(spec.element_dtype)
 
-    def gather_array(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
+    def rows(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
         return take_rows(self._views[spec.name], indices)
 
-    def gather_bytes(self, spec: FieldSpec, indices: np.ndarray) -> list[bytes]:
-        offsets = self._views[f"{spec.name}.offsets"]
-        data = self._views[f"{spec.name}.data"]
-        starts, ends = offsets[indices].tolist(), offsets[indices + 1].tolist()
-        return [data[a:b].tobytes() for a, b in zip(starts, ends, strict=True)]
+    def segments(self, spec: FieldSpec, indices: np.ndarray) -> Iterator[Segment]:
+        starts, lengths = starts_and_lengths(self._views[f"{spec.name}.offsets"], indices)
+        yield Segment(None, starts, lengths, self._views[f"{spec.name}.data"])
 
     def close(self) -> None:
         self._views.clear()
@@ -70,13 +72,14 @@ class EagerDataset(PackedDataset):
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | ShardStore,
         *,
         fields: Sequence[str] | None = None,
         verify: str = "first_use",
+        ragged: str = "padded",
         max_memory_usage: float = 1.0,
     ) -> None:
-        super().__init__(root, fields=fields, verify=verify)
+        super().__init__(root, fields=fields, verify=verify, ragged=ragged)
         needed = self.memory_bytes = stored_bytes(self.manifest, self.fields)
         fits, figures = eager_budget(needed, max_memory_usage)
         if not fits:
@@ -88,7 +91,7 @@ class EagerDataset(PackedDataset):
         sizes = _buffer_sizes(self.manifest, self.fields)
         self._maps = {key: _private_map(size) for key, size in sizes.items()}
         self._tensors = {key: _bytes_over(self._maps[key], size) for key, size in sizes.items()}
-        _load(self.root, self.manifest, self.fields, self._tensors, verify == "first_use")
+        _load(self.store, self.manifest, self.fields, self._tensors, verify == "first_use")
         log.info(
             "eager: %s samples, %.0f MiB in RAM, loaded in %.2f s",
             len(self),
@@ -122,7 +125,7 @@ class EagerDataset(PackedDataset):
 
 
 def _load(
-    root: Path,
+    store: ShardStore,
     manifest: Manifest,
     fields: Sequence[FieldSpec],
     tensors: dict[str, torch.Tensor],
@@ -135,19 +138,18 @@ def _load(
     """
     cursor = dict.fromkeys(tensors, 0)
     for shard in manifest.shards:
-        path = root / shard.name
-        check_size(path, shard)
         check_layout(shard, manifest.fields)
         targets, offsets = _targets(shard, fields, tensors, cursor)
-        with io.FileIO(path, "r") as handle:
-            digest = _read_shard(handle, shard, targets, verify)
+        with store.open(shard.name, shard.num_bytes) as file:
+            digest = _read_shard(file, shard, targets, verify)
         if verify and digest != shard.xxh3_64:
             raise IntegrityError(
-                f"shard `{shard.name}` in `{root}` fails its checksum (xxh3_64 {digest}, "
-                f"manifest {shard.xxh3_64}): its content is damaged; re-run `loadwise pack`."
+                f"shard `{shard.name}` in `{store.location}` fails its checksum (xxh3_64 "
+                f"{digest}, manifest {shard.xxh3_64}): its content is damaged; re-run "
+                f"`loadwise pack`."
             )
         for spec, raw in offsets:
-            check_offsets(raw, shard, spec.name, shard.buffers[spec.name]["data"].length)
+            check_offsets(raw, shard, spec, shard.buffers[spec.name]["data"].length)
             _place_offsets(tensors[f"{spec.name}.offsets"].numpy(), raw, spec, cursor)
         for key, _, target in targets:
             if key in cursor:
@@ -169,38 +171,28 @@ def _targets(
     offsets: list[tuple[FieldSpec, np.ndarray]] = []
     for spec in fields:
         spans = shard.buffers[spec.name]
-        key = f"{spec.name}.values" if spec.kind == "array" else f"{spec.name}.data"
-        span = spans["values" if spec.kind == "array" else "data"]
+        buffer = "values" if spec.fixed else "data"
+        key, span = f"{spec.name}.{buffer}", spans[buffer]
         slot = tensors[key].numpy()[cursor[key] : cursor[key] + span.length]
         targets.append((key, span.offset, slot))
-        if spec.kind != "array":
+        if not spec.fixed:
             raw = np.empty(spans["offsets"].length // 8, dtype=np.int64)
             targets.append((f"{spec.name}#offsets", spans["offsets"].offset, raw.view(np.uint8)))
             offsets.append((spec, raw))
     return sorted(targets, key=lambda t: t[1]), offsets
 
 
-def _read_shard(handle: io.FileIO, shard: ShardSpec, targets: list[_Target], verify: bool) -> str:
+def _read_shard(file: ShardFile, shard: ShardSpec, targets: list[_Target], verify: bool) -> str:
     """Read the targets in file order; hash every byte (gaps too) when verifying."""
     digest = xxhash.xxh3_64()
     position = 0
     for _, offset, target in [*targets, ("", shard.num_bytes, np.empty(0, np.uint8))]:
-        if verify:
-            handle.seek(position)
-            while position < offset:  # bytes no target wants: Arrow metadata, other fields
-                gap = handle.read(min(offset - position, _SCRATCH))
-                if not gap:
-                    raise IntegrityError(f"shard `{shard.name}` ended early while loading.")
-                digest.update(gap)
-                position += len(gap)
+        while verify and position < offset:  # bytes no target wants: Arrow metadata, ...
+            gap = file.read(min(offset - position, _SCRATCH), position)
+            digest.update(gap)
+            position += len(gap)
         view = target.data.cast("B")
-        handle.seek(offset)
-        done = 0
-        while done < len(view):
-            got = handle.readinto(view[done:])
-            if not got:
-                raise IntegrityError(f"shard `{shard.name}` ended early while loading.")
-            done += got
+        file.read_into(view, offset)
         if verify:
             digest.update(view)
         position = max(position, offset + len(view))
@@ -224,7 +216,7 @@ def _buffer_sizes(manifest: Manifest, fields: Sequence[FieldSpec]) -> dict[str, 
     sizes: dict[str, int] = {}
     for spec in fields:
         spans = [s.buffers[spec.name] for s in manifest.shards]
-        if spec.kind == "array":
+        if spec.fixed:
             sizes[f"{spec.name}.values"] = sum(s["values"].length for s in spans)
         else:
             sizes[f"{spec.name}.offsets"] = 8 * (manifest.num_samples + 1)

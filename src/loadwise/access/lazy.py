@@ -6,46 +6,52 @@ maps the files itself, so nothing is copied and the kernel shares the pages.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import numpy as np
 
 from loadwise.access.base import PackedDataset, Storage
 from loadwise.access.region import SUPPORTED, ShardRegion
+from loadwise.format.fields import ArrayField, FieldSpec, Segment
 from loadwise.format.reader import MappedShard
-from loadwise.format.spec import FieldSpec, Manifest
+from loadwise.format.spec import Manifest
+from loadwise.gather.spans import starts_and_lengths
+from loadwise.stores import ShardStore
 
 
 class MappedStorage:
     """Memory-mapped shards, opened when first read (blocks are verified by ``PackedBase``
     as they are first read, so no whole-file hashing here).
 
-    Array fields are gathered from one ``ShardRegion`` (one gather per batch whatever the
-    shards); byte fields, and array fields where the region is not supported, per shard.
+    Fixed fields are gathered from one ``ShardRegion`` (one gather per batch whatever the
+    shards); variable fields, and fixed fields where the region is not supported, per shard.
     """
 
-    def __init__(self, root: Path, manifest: Manifest, fields: tuple[FieldSpec, ...]) -> None:
-        self._root = root
+    def __init__(
+        self, store: ShardStore, manifest: Manifest, fields: tuple[FieldSpec, ...]
+    ) -> None:
+        self._store = store
         self._manifest = manifest
         self._starts = manifest.shard_starts()
         self._shards: dict[int, MappedShard] = {}
-        arrays = tuple(f for f in fields if f.kind == "array")
-        self._region = ShardRegion(root, manifest, arrays) if arrays and SUPPORTED else None
+        arrays = tuple(f for f in fields if isinstance(f, ArrayField))
+        self._region = ShardRegion(store, manifest, arrays) if arrays and SUPPORTED else None
 
     def shard(self, number: int) -> MappedShard:
         if number not in self._shards:
             spec = self._manifest.shards[number]
-            self._shards[number] = MappedShard(self._root, spec, self._manifest.fields, False)
+            self._shards[number] = MappedShard(self._store, spec, self._manifest.fields, False)
         return self._shards[number]
 
-    def gather_array(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
+    def rows(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
+        assert isinstance(spec, ArrayField)
         if self._region is not None:
             return self._region.gather(spec, indices)
         owners = np.searchsorted(self._starts, indices, side="right") - 1
         first = owners[0] if len(owners) else 0
         if len(owners) == 0 or np.all(owners == first):
             return self.shard(int(first)).array(spec.name)[indices - self._starts[first]]
-        out = np.empty((len(indices), *spec.shape), dtype=spec.dtype)
+        out = np.empty((len(indices), *spec.shape), dtype=spec.numpy_dtype)
         for number in np.unique(owners):
             mask = owners == number
             out[mask] = self.shard(int(number)).array(spec.name)[
@@ -53,15 +59,16 @@ class MappedStorage:
             ]
         return out
 
-    def gather_bytes(self, spec: FieldSpec, indices: np.ndarray) -> list[bytes]:
+    def segments(self, spec: FieldSpec, indices: np.ndarray) -> Iterator[Segment]:
+        """One segment per shard the batch touches (all rows in order if only one)."""
         owners = np.searchsorted(self._starts, indices, side="right") - 1
-        out = []
-        for index, number in zip(indices.tolist(), owners.tolist(), strict=True):
+        numbers = np.unique(owners).tolist()
+        for number in numbers:
+            rows = None if len(numbers) == 1 else np.flatnonzero(owners == number)
+            local = (indices if rows is None else indices[rows]) - self._starts[number]
             shard = self.shard(number)
-            local = index - int(self._starts[number])
-            offsets = shard.offsets(spec.name)
-            out.append(shard.data(spec.name)[offsets[local] : offsets[local + 1]].tobytes())
-        return out
+            starts, lengths = starts_and_lengths(shard.offsets(spec.name), local)
+            yield Segment(rows, starts, lengths, shard.data(spec.name))
 
     def close(self) -> None:
         if self._region is not None:
@@ -78,4 +85,4 @@ class LazyDataset(PackedDataset):
     mode = "lazy"
 
     def _open_storage(self) -> Storage:
-        return MappedStorage(self.root, self.manifest, self.fields)
+        return MappedStorage(self.store, self.manifest, self.fields)

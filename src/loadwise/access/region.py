@@ -16,15 +16,16 @@ import functools
 import mmap
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from loadwise.access.parallel import take_rows
 from loadwise.errors import LoadwiseError
-from loadwise.format.reader import check_layout, check_size
-from loadwise.format.spec import FieldSpec, Manifest
+from loadwise.format.fields import ArrayField
+from loadwise.format.reader import check_layout
+from loadwise.format.spec import Manifest
+from loadwise.gather.rows import take_rows
+from loadwise.stores import ShardStore
 
 #: Whether this platform can place file mappings at chosen addresses.
 SUPPORTED = sys.platform.startswith("linux") or sys.platform == "darwin"
@@ -36,8 +37,10 @@ _MAP_FIXED = 0x10  # the same value on Linux and macOS
 class ShardRegion:
     """Shard files of one dataset at known offsets of one address range; read-only."""
 
-    def __init__(self, root: Path, manifest: Manifest, fields: tuple[FieldSpec, ...]) -> None:
-        self._root, self._manifest, self._fields = root, manifest, fields
+    def __init__(
+        self, store: ShardStore, manifest: Manifest, fields: tuple[ArrayField, ...]
+    ) -> None:
+        self._store, self._manifest, self._fields = store, manifest, fields
         page = mmap.PAGESIZE
         sizes = np.array([-(-s.num_bytes // page) * page for s in manifest.shards], np.int64)
         self._place = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -52,14 +55,14 @@ class ShardRegion:
         self._views: dict[str, np.ndarray] = {}
         self._located: tuple[np.ndarray, np.ndarray | None] | None = None
 
-    def gather(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
+    def gather(self, spec: ArrayField, indices: np.ndarray) -> np.ndarray:
         """Rows ``indices`` (global, checked) of array field ``spec``: one gather, a copy.
 
         Pass a new array per batch: the lookup for the last array object is reused.
         """
         flat = self._flat
         if flat is None:  # mapping now could land on memory that is no longer ours
-            raise LoadwiseError(f"the mapping of `{self._root}` is closed.")
+            raise LoadwiseError(f"the mapping of `{self._store.location}` is closed.")
         layout = self._layouts[spec.name]
         owners = self._owners(indices)
         origin = layout.origin[0] if owners is None else layout.origin[owners]
@@ -108,16 +111,12 @@ class ShardRegion:
     def _map_shards(self, owners: np.ndarray) -> None:
         for number in np.unique(owners[~self._mapped[owners]]).tolist():
             shard = self._manifest.shards[number]
-            path = self._root / shard.name
-            check_size(path, shard)
             check_layout(shard, self._fields)
-            if shard.num_bytes:
-                fd = os.open(path, os.O_RDONLY)
-                try:
+            with self._store.open(shard.name, shard.num_bytes) as file:
+                if shard.num_bytes:
                     at = self._base + int(self._place[number])
-                    _map(at, shard.num_bytes, mmap.PROT_READ, mmap.MAP_SHARED | _MAP_FIXED, fd)
-                finally:
-                    os.close(fd)
+                    flags = mmap.MAP_SHARED | _MAP_FIXED
+                    _map(at, shard.num_bytes, mmap.PROT_READ, flags, file.fileno())
             self._mapped[number] = True
         self._all_mapped = bool(self._mapped.all())
 
@@ -128,7 +127,7 @@ class _Layout:
     sample of the dataset. Scalar fields (labels) are gathered as typed items, which costs
     a tenth of gathering 8-byte rows from the overlapping-rows view; others by byte."""
 
-    def __init__(self, spec: FieldSpec, manifest: Manifest, place: np.ndarray) -> None:
+    def __init__(self, spec: ArrayField, manifest: Manifest, place: np.ndarray) -> None:
         self.name, self.dtype = spec.name, spec.numpy_dtype
         self.itemsize, self.row_bytes = self.dtype.itemsize, spec.row_bytes
         values = np.array([s.buffers[spec.name]["values"].offset for s in manifest.shards])

@@ -38,9 +38,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from loadwise.access.parallel import PARALLEL_BYTES, batch_threads
 from loadwise.errors import LoadwiseError
-from loadwise.format.threads import threads
+from loadwise.gather.threads import PARALLEL_BYTES, batch_threads, threads
 
 EMPTY, PENDING, READY = 0, 1, 2
 #: Directory entry columns.

@@ -7,7 +7,6 @@ splits batches across ``torch.distributed`` ranks and DataLoader workers by itse
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,11 +15,12 @@ import numpy as np
 from torch.utils.data import IterableDataset
 
 from loadwise.access.base import Batch, PackedBase, Storage
-from loadwise.errors import IntegrityError
-from loadwise.format.reader import check_layout, check_offsets, check_size
-from loadwise.format.spec import FieldSpec, Manifest, ShardSpec
+from loadwise.format.fields import ArrayField, FieldSpec, Segment
+from loadwise.format.reader import check_layout, check_offsets
+from loadwise.format.spec import Manifest, ShardSpec
 from loadwise.sampling.order import batches, block_order, partition
 from loadwise.sampling.ranks import distributed_rank, worker_slot
+from loadwise.stores import ShardFile, ShardStore
 
 DEFAULT_WINDOW = 4
 _CHUNK = 64
@@ -30,38 +30,22 @@ _SPAN_BYTES = 256 * 1024
 
 
 class _OpenShard:
-    """A file descriptor plus the small offset tables of its variable-length fields."""
+    """An open shard file plus the small offset tables of its variable-length fields."""
 
-    def __init__(self, root: Path, spec: ShardSpec, fields: tuple[FieldSpec, ...]):
-        path = root / spec.name
-        check_size(path, spec)
+    def __init__(self, store: ShardStore, spec: ShardSpec, fields: tuple[FieldSpec, ...]):
         check_layout(spec, fields)
         self.spec = spec
-        self.fd = os.open(path, os.O_RDONLY)
-        self.offsets = {f.name: self._offsets(f) for f in fields if f.kind != "array"}
-
-    def read_into(self, row: memoryview, offset: int) -> None:
-        if os.preadv(self.fd, [row], offset) != len(row):
-            raise IntegrityError(
-                f"shard `{self.spec.name}` ended early: it changed since it was opened."
-            )
-
-    def read(self, length: int, offset: int) -> bytes:
-        data = os.pread(self.fd, length, offset)
-        if len(data) != length:
-            raise IntegrityError(
-                f"shard `{self.spec.name}` ended early: it changed since it was opened."
-            )
-        return data
+        self.file: ShardFile = store.open(spec.name, spec.num_bytes)
+        self.offsets = {f.name: self._offsets(f) for f in fields if not f.fixed}
 
     def _offsets(self, spec: FieldSpec) -> np.ndarray:
         span = self.spec.buffers[spec.name]["offsets"]
-        offsets = np.frombuffer(self.read(span.length, span.offset), dtype=np.int64)
-        check_offsets(offsets, self.spec, spec.name, self.spec.buffers[spec.name]["data"].length)
+        offsets = np.frombuffer(self.file.read(span.length, span.offset), dtype=np.int64)
+        check_offsets(offsets, self.spec, spec, self.spec.buffers[spec.name]["data"].length)
         return offsets
 
     def close(self) -> None:
-        os.close(self.fd)
+        self.file.close()
 
 
 class PreadStorage:
@@ -69,15 +53,16 @@ class PreadStorage:
 
     Blocks are verified by ``PackedBase`` as they are first read (no whole-file hashing)."""
 
-    def __init__(self, root: Path, manifest: Manifest) -> None:
-        self._root, self._manifest = root, manifest
+    def __init__(self, store: ShardStore, manifest: Manifest) -> None:
+        self._store, self._manifest = store, manifest
         self._starts = manifest.shard_starts()
         self._open: OrderedDict[int, _OpenShard] = OrderedDict()
 
-    def gather_array(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
+    def rows(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
         """Rows read straight into the batch: one ``pread`` per row, or one read of the
         whole span when it is small (labels and other narrow fields: one syscall)."""
-        out = np.empty((len(indices), *spec.shape), dtype=spec.dtype)
+        assert isinstance(spec, ArrayField)
+        out = np.empty((len(indices), *spec.shape), dtype=spec.numpy_dtype)
         size = spec.row_bytes
         rows = out.view(np.uint8).reshape(len(indices), size)
         owners = np.searchsorted(self._starts, indices, side="right") - 1
@@ -88,38 +73,48 @@ class PreadStorage:
             base = shard.spec.buffers[spec.name]["values"].offset
             low, high = int(local.min()), int(local.max()) + 1
             if (high - low) * size <= max(_SPAN_BYTES, 4 * len(positions) * size):
-                span = shard.read((high - low) * size, base + low * size)
+                span = shard.file.read((high - low) * size, base + low * size)
                 rows[positions] = np.frombuffer(span, np.uint8).reshape(high - low, size)[
                     local - low
                 ]
                 continue
             for j, start in zip(positions.tolist(), (base + local * size).tolist(), strict=True):
-                shard.read_into(memoryview(rows[j]), start)
+                shard.file.read_into(memoryview(rows[j]), start)
         return out
 
-    def gather_bytes(self, spec: FieldSpec, indices: np.ndarray) -> list[bytes]:
-        out = []
-        for shard, local in self._locate(indices):
+    def segments(self, spec: FieldSpec, indices: np.ndarray) -> Iterator[Segment]:
+        """Per shard, its samples' values read one after another into one flat buffer."""
+        itemsize = spec.element_dtype.itemsize
+        owners = np.searchsorted(self._starts, indices, side="right") - 1
+        numbers = np.unique(owners).tolist()
+        for number in numbers:
+            rows = None if len(numbers) == 1 else np.flatnonzero(owners == number)
+            local = (indices if rows is None else indices[rows]) - self._starts[number]
+            shard = self._shard(number)
             offsets = shard.offsets[spec.name]
-            start = shard.spec.buffers[spec.name]["data"].offset + int(offsets[local])
-            out.append(shard.read(int(offsets[local + 1] - offsets[local]), start))
-        return out
+            starts, lengths = offsets[local], offsets[local + 1] - offsets[local]
+            flat = np.empty(int(lengths.sum()), spec.element_dtype)
+            into = memoryview(flat.view(np.uint8))  # type: ignore[arg-type]  # a buffer
+            data = shard.spec.buffers[spec.name]["data"].offset
+            at = 0
+            for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+                size = length * itemsize
+                shard.file.read_into(into[at : at + size], data + start * itemsize)
+                at += size
+            within = np.zeros(len(lengths), np.int64)  # where each sample starts in ``flat``
+            np.cumsum(lengths[:-1], out=within[1:])
+            yield Segment(rows, within, lengths, flat)
 
     def close(self) -> None:
         while self._open:
             self._open.popitem()[1].close()
-
-    def _locate(self, indices: np.ndarray) -> Iterator[tuple[_OpenShard, int]]:
-        owners = np.searchsorted(self._starts, indices, side="right") - 1
-        for index, number in zip(indices.tolist(), owners.tolist(), strict=True):
-            yield self._shard(number), index - int(self._starts[number])
 
     def _shard(self, number: int) -> _OpenShard:
         if number in self._open:
             self._open.move_to_end(number)
             return self._open[number]
         spec = self._manifest.shards[number]
-        self._open[number] = _OpenShard(self._root, spec, self._manifest.fields)
+        self._open[number] = _OpenShard(self._store, spec, self._manifest.fields)
         if len(self._open) > _MAX_OPEN:
             self._open.popitem(last=False)[1].close()
         return self._open[number]
@@ -132,15 +127,16 @@ class StreamingDataset(PackedBase, IterableDataset):
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | ShardStore,
         *,
         fields: Sequence[str] | None = None,
         verify: str = "first_use",
+        ragged: str = "padded",
         shuffle: bool = True,
         seed: int = 0,
         window: int = DEFAULT_WINDOW,
     ) -> None:
-        super().__init__(root, fields=fields, verify=verify)
+        super().__init__(root, fields=fields, verify=verify, ragged=ragged)
         self.shuffle, self.seed, self.window, self.epoch = shuffle, seed, window, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -163,4 +159,4 @@ class StreamingDataset(PackedBase, IterableDataset):
                 yield {name: value[i] for name, value in batch.items()}
 
     def _open_storage(self) -> Storage:
-        return PreadStorage(self.root, self.manifest)
+        return PreadStorage(self.store, self.manifest)

@@ -23,12 +23,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.path}: {manifest.num_samples:,} samples, {len(manifest.shards)} shard(s), {size}")
     print(f"written by {manifest.created_by}, format version {manifest.version}")
     print(f"source: {manifest.source.get('kind', '?')} {manifest.source.get('root', '')}")
-    rows = [
-        [f.name, f.kind, f.dtype or "", "x".join(map(str, f.shape)), f.codec or "",
-         str(len(f.categories)) if f.categories else ""]
-        for f in manifest.fields
-    ]  # fmt: skip
-    print(table(["field", "kind", "dtype", "shape", "codec", "categories"], rows))
+    rows = [[f.name, f.kind, _details(f.to_dict())] for f in manifest.fields]
+    print(table(["field", "kind", "details"], rows))
     if args.shards:
         rows = [
             [s.name, f"{s.num_samples:,}", human_bytes(s.num_bytes), s.xxh3_64]
@@ -41,3 +37,17 @@ def run(args: argparse.Namespace) -> int:
     for skipped in manifest.skipped:
         print(f"  {skipped.item}: {skipped.reason}")
     return 0
+
+
+def _details(entry: dict[str, Any]) -> str:
+    """A field's own options as ``key=value`` (shapes as ``1x105x105``, categories counted)."""
+    parts = []
+    for key, value in entry.items():
+        if key in ("name", "kind") or value is None:
+            continue
+        if key == "shape":
+            value = "x".join(map(str, value)) or "scalar"
+        elif key == "categories":
+            value = f"{len(value)} named"
+        parts.append(f"{key}={value}")
+    return ", ".join(parts)

@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from loadwise.cli.render import human_bytes
-from loadwise.format.pack import DEFAULT_SHARD_BYTES, ON_ERROR, pack
-from loadwise.sources import LAYOUTS, folder_source
+from loadwise.packing import DEFAULT_SHARD_BYTES, ON_ERROR, ShardLayout, pack
+from loadwise.sources import LAYOUTS, DecodeOptions, ImageOptions, folder_source
 
 
 def add_parser(commands: Any) -> None:
@@ -27,13 +27,16 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     size = args.image_size
+    image = ImageOptions(
+        size=None if size is None else (size[0], size[-1]),
+        mode=args.image_mode,
+        encoded=args.encoded,
+    )
     report = pack(
         folder_source(args.source, args.layout),
         args.dest,
-        image_size=None if size is None else (size[0], size[-1]),
-        image_mode=args.image_mode,
-        encoded=args.encoded,
-        shard_bytes=int(args.shard_mb * 2**20),
+        decode=DecodeOptions(image=image),
+        layout=ShardLayout(shard_bytes=int(args.shard_mb * 2**20)),
         workers=args.workers,
         on_error=args.on_error,
         overwrite=args.overwrite,

@@ -19,10 +19,10 @@ from pathlib import Path
 import xxhash
 
 from loadwise.errors import ConfigError, PackError
-from loadwise.format.pack import pack
-from loadwise.format.prepare import image_size_hw
 from loadwise.format.spec import FORMAT_VERSION, MANIFEST_NAME
+from loadwise.packing import pack
 from loadwise.sources import folder_source
+from loadwise.sources.media import image_size_hw
 
 log = logging.getLogger("loadwise")
 

@@ -27,7 +27,6 @@ from loadwise.access.budget import stored_bytes
 from loadwise.compat.cache import packed_folder
 from loadwise.errors import ConfigError, SampleIndexError, SourceError
 from loadwise.format.codecs import decode_image
-from loadwise.format.prepare import image_size_hw
 from loadwise.format.spec import MANIFEST_NAME
 from loadwise.monitor.memory import process_memory
 from loadwise.sampling.episodes import (
@@ -39,6 +38,7 @@ from loadwise.sampling.episodes import (
 )
 from loadwise.sampling.keys import seed_state
 from loadwise.sources.folder import OmniglotFolder
+from loadwise.sources.media import image_size_hw
 
 log = logging.getLogger("loadwise")
 

@@ -1,18 +1,31 @@
 """The on-disk format: Arrow IPC shards plus a checksummed JSON manifest (see README.md)."""
 
-from loadwise.format.pack import DEFAULT_SHARD_BYTES, PackReport, pack
+from loadwise.format.fields import (
+    KINDS,
+    ArrayField,
+    BytesField,
+    FieldSpec,
+    ImageField,
+    RaggedField,
+    ReadOptions,
+    StringField,
+)
 from loadwise.format.reader import VERIFY_POLICIES, read_manifest
-from loadwise.format.spec import FORMAT_VERSION, FieldSpec, Manifest, ShardSpec, Skipped
+from loadwise.format.spec import FORMAT_VERSION, Manifest, ShardSpec, Skipped
 
 __all__ = [
-    "DEFAULT_SHARD_BYTES",
     "FORMAT_VERSION",
+    "KINDS",
     "VERIFY_POLICIES",
+    "ArrayField",
+    "BytesField",
     "FieldSpec",
+    "ImageField",
     "Manifest",
-    "PackReport",
+    "RaggedField",
+    "ReadOptions",
     "ShardSpec",
     "Skipped",
-    "pack",
+    "StringField",
     "read_manifest",
 ]

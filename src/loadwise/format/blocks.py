@@ -8,15 +8,15 @@ block is checked the cost is one integer comparison per batch.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import xxhash
 
 from loadwise.errors import IntegrityError
-from loadwise.format.spec import FieldSpec, Manifest, ShardSpec
+from loadwise.format.fields import FieldSpec
+from loadwise.format.spec import Manifest, ShardSpec
+from loadwise.stores import ShardFile, ShardStore
 
 _MAX_OPEN = 16
 
@@ -24,13 +24,13 @@ _MAX_OPEN = 16
 class BlockVerifier:
     """Checks the blocks under the bytes of the samples a batch is about to read."""
 
-    def __init__(self, root: Path, manifest: Manifest, fields: Sequence[FieldSpec]) -> None:
-        self._root, self._manifest, self._fields = root, manifest, tuple(fields)
+    def __init__(self, store: ShardStore, manifest: Manifest, fields: Sequence[FieldSpec]) -> None:
+        self._store, self._manifest, self._fields = store, manifest, tuple(fields)
         self._starts = manifest.shard_starts()
         self._checked = [_unneeded(s, self._fields) for s in manifest.shards]
         self._left_in = [int((~c).sum()) for c in self._checked]
         self._left = sum(self._left_in)
-        self._fds: dict[int, int] = {}
+        self._files: dict[int, ShardFile] = {}
 
     def require(self, indices: np.ndarray) -> None:
         """Raise ``IntegrityError`` naming the sample if any byte it needs is damaged."""
@@ -42,28 +42,28 @@ class BlockVerifier:
                 self._require_shard(number, indices[owners == number] - self._starts[number])
 
     def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        for file in self._files.values():
+            file.close()
+        self._files.clear()
 
     def _require_shard(self, number: int, local: np.ndarray) -> None:
         shard = self._manifest.shards[number]
         for spec in self._fields:
             spans = shard.buffers[spec.name]
-            if spec.kind == "array":
+            if spec.fixed:
                 first = spans["values"].offset + local * spec.row_bytes
                 self._require_ranges(number, local, first, first + spec.row_bytes)
                 continue
             at = spans["offsets"].offset + local * 8
             self._require_ranges(number, local, at, at + 16)  # offsets[i], offsets[i + 1]
-            bounds = self._offsets(number, shard, at)
+            bounds = self._offsets(number, shard, at) * spec.element_dtype.itemsize
             if bounds.size and (
                 bounds.min() < 0
                 or np.any(bounds[:, 1] < bounds[:, 0])
                 or bounds.max() > spans["data"].length
             ):
                 raise IntegrityError(
-                    f"shard `{shard.name}` in `{self._root}`: the offsets of field "
+                    f"shard `{shard.name}` in `{self._store.location}`: the offsets of field "
                     f"`{spec.name}` are damaged; re-run `loadwise pack`."
                 )
             data = spans["data"].offset
@@ -86,32 +86,34 @@ class BlockVerifier:
     def _check_block(self, number: int, block: int, sample: int) -> None:
         shard = self._manifest.shards[number]
         offset, length = shard.block_span(block)
-        data = os.pread(self._fd(number, shard), length, offset)
-        if len(data) != length or xxhash.xxh3_64_hexdigest(data) != shard.block_xxh3[block]:
+        data = self._file(number, shard).read(length, offset)
+        if xxhash.xxh3_64_hexdigest(data) != shard.block_xxh3[block]:
             global_index = int(self._starts[number]) + sample
             raise IntegrityError(
                 f"sample {global_index} lies in damaged bytes of shard `{shard.name}` in "
-                f"`{self._root}` (block {block}, bytes {offset:,}-{offset + length - 1:,} fail "
-                f"their checksum): re-run `loadwise pack`, or `loadwise verify` for the extent."
+                f"`{self._store.location}` (block {block}, bytes {offset:,}-"
+                f"{offset + length - 1:,} fail their checksum): re-run `loadwise pack`, or "
+                f"`loadwise verify` for the extent."
             )
         self._checked[number][block] = True
         self._left -= 1
         self._left_in[number] -= 1
-        if self._left_in[number] == 0 and number in self._fds:
-            os.close(self._fds.pop(number))
+        if self._left_in[number] == 0 and number in self._files:
+            self._files.pop(number).close()
 
     def _offsets(self, number: int, shard: ShardSpec, at: np.ndarray) -> np.ndarray:
-        """``(start, end)`` of each sample's value, read from the (now verified) offsets."""
-        fd = self._fd(number, shard)
-        pairs = [np.frombuffer(os.pread(fd, 16, int(a)), dtype=np.int64) for a in at.tolist()]
+        """``(start, end)`` of each sample's value in elements, read from the (now verified)
+        offsets."""
+        file = self._file(number, shard)
+        pairs = [np.frombuffer(file.read(16, int(a)), dtype=np.int64) for a in at.tolist()]
         return np.stack(pairs) if pairs else np.empty((0, 2), np.int64)
 
-    def _fd(self, number: int, shard: ShardSpec) -> int:
-        if number not in self._fds:
-            if len(self._fds) >= _MAX_OPEN:
-                os.close(self._fds.pop(next(iter(self._fds))))
-            self._fds[number] = os.open(self._root / shard.name, os.O_RDONLY)
-        return self._fds[number]
+    def _file(self, number: int, shard: ShardSpec) -> ShardFile:
+        if number not in self._files:
+            if len(self._files) >= _MAX_OPEN:
+                self._files.pop(next(iter(self._files))).close()
+            self._files[number] = self._store.open(shard.name, shard.num_bytes)
+        return self._files[number]
 
 
 def _unneeded(shard: ShardSpec, fields: Sequence[FieldSpec]) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from loadwise.errors import ConfigError, SourceError
-from loadwise.format.threads import Threads
+from loadwise.gather.threads import Threads
 
 IMAGE_MODES = ("L", "RGB")
 _JPEG_MAGIC = b"\xff\xd8\xff"

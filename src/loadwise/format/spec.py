@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,48 +17,19 @@ import numpy as np
 import xxhash
 
 from loadwise.errors import FormatError, IntegrityError
+from loadwise.format.fields import FieldSpec, field_from_dict
+from loadwise.stores.base import MANIFEST_NAME as MANIFEST_NAME  # the format names it
 
 FORMAT_NAME = "loadwise"
-FORMAT_VERSION = 2
-MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 3
 #: Shards are checksummed in blocks of this many bytes as well as whole, so the first read of
 #: a sample hashes about a MiB, not the whole shard (time to first batch stays small).
 BLOCK_BYTES = 2**20
 
-#: How a field is stored: one fixed-shape array per sample, or variable-length bytes/text.
-FIELD_KINDS = ("array", "bytes", "string")
-_NUMERIC_KINDS = "biuf"  # bool, int, uint, float: what fixed-size fields may hold
 _MAX_BYTES = 2**48
-#: Codecs for ``bytes`` fields; ``image`` means Pillow-decodable bytes (PNG, JPEG, ...).
-CODECS = ("image",)
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """One named field of every sample."""
-
-    name: str
-    kind: str
-    dtype: str | None = None
-    shape: tuple[int, ...] = ()
-    codec: str | None = None
-    image_mode: str | None = None
-    categories: tuple[str, ...] | None = None
-
-    @functools.cached_property
-    def row_bytes(self) -> int:
-        """Bytes per sample of an ``array`` field (cached: asked per sample and per batch)."""
-        return self.numpy_dtype.itemsize * math.prod(self.shape)  # Python ints: no overflow
-
-    @functools.cached_property
-    def numpy_dtype(self) -> np.dtype:
-        """``dtype`` as a numpy dtype (``array`` fields)."""
-        return np.dtype(self.dtype)
-
-    @property
-    def buffers(self) -> tuple[str, ...]:
-        """Names of the buffers this field occupies in each shard."""
-        return ("values",) if self.kind == "array" else ("offsets", "data")
+#: Manifest versions this loadwise reads: 2 (kinds array/bytes/string, images as bytes with
+#: ``codec: image``) and 3 (a kind per class, ``fields/``).
+READABLE_VERSIONS = (2, FORMAT_VERSION)
 
 
 @dataclass(frozen=True)
@@ -137,9 +107,21 @@ class Manifest:
         return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
 
 
+def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
+    """The manifest's JSON body (fields as their kinds describe themselves)."""
+    return {
+        "version": manifest.version,
+        "created_by": manifest.created_by,
+        "fields": [f.to_dict() for f in manifest.fields],
+        "shards": [asdict(s) for s in manifest.shards],
+        "source": dict(manifest.source),
+        "skipped": [asdict(s) for s in manifest.skipped],
+    }
+
+
 def manifest_to_json(manifest: Manifest) -> str:
     """Serialise with an embedded checksum of the body, so a damaged manifest is detected."""
-    body = _canonical(asdict(manifest))
+    body = _canonical(manifest_to_dict(manifest))
     digest = xxhash.xxh3_64_hexdigest(body.encode())
     doc = {"format": FORMAT_NAME, "xxh3_64": digest, "manifest": json.loads(body)}
     return json.dumps(doc, indent=1, sort_keys=True)
@@ -157,10 +139,11 @@ def manifest_from_json(text: str, where: Path | str) -> Manifest:
     if not isinstance(body, dict) or _checksum(body) != doc.get("xxh3_64"):
         raise IntegrityError(f"manifest `{where}` fails its checksum: {_REPACK}")
     version = body.get("version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise FormatError(
-            f"manifest `{where}` has format version {version!r}; this loadwise reads version "
-            f"{FORMAT_VERSION}. Upgrade loadwise, or re-pack the data with this version."
+            f"manifest `{where}` has format version {version!r}; this loadwise reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}. Upgrade loadwise, or re-pack the data "
+            f"with this version."
         )
     try:
         return _manifest_from_dict(body)
@@ -180,7 +163,8 @@ def _checksum(body: Mapping[str, Any]) -> str:
 
 
 def _manifest_from_dict(body: Mapping[str, Any]) -> Manifest:
-    fields = tuple(field_from_dict(f) for f in body["fields"])
+    upgrade = _field_v2 if body["version"] == 2 else dict
+    fields = tuple(field_from_dict(upgrade(f)) for f in body["fields"])
     shards = tuple(shard_from_dict(s, fields) for s in body["shards"])
     skipped = tuple(Skipped(str(s["item"]), str(s["reason"])) for s in body.get("skipped", ()))
     return Manifest(
@@ -193,27 +177,16 @@ def _manifest_from_dict(body: Mapping[str, Any]) -> Manifest:
     )
 
 
-def field_from_dict(raw: Mapping[str, Any]) -> FieldSpec:
-    spec = FieldSpec(
-        name=str(raw["name"]),
-        kind=str(raw["kind"]),
-        dtype=None if raw.get("dtype") is None else str(np.dtype(raw["dtype"])),
-        shape=tuple(int(d) for d in raw.get("shape", ())),
-        codec=raw.get("codec"),
-        image_mode=raw.get("image_mode"),
-        categories=None if raw.get("categories") is None else tuple(raw["categories"]),
-    )
-    if spec.kind not in FIELD_KINDS:
-        raise ValueError(f"field {spec.name!r} has unknown kind {spec.kind!r}")
-    if spec.kind == "array" and (spec.dtype is None or any(d < 0 for d in spec.shape)):
-        raise ValueError(f"array field {spec.name!r} needs a dtype and a non-negative shape")
-    if spec.dtype is not None and np.dtype(spec.dtype).kind not in _NUMERIC_KINDS:
-        raise ValueError(f"field {spec.name!r} has dtype {spec.dtype!r}; only numbers are stored")
-    if spec.kind == "array" and (len(spec.shape) > 32 or spec.row_bytes > _MAX_BYTES):
-        raise ValueError(f"array field {spec.name!r} has an impossible shape {spec.shape}")
-    if spec.codec is not None and spec.codec not in CODECS:
-        raise ValueError(f"field {spec.name!r} has unknown codec {spec.codec!r}")
-    return spec
+def _field_v2(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A version-2 field entry in version 3's terms: encoded images were ``bytes`` with
+    ``codec: image`` and an ``image_mode``; the other kinds kept their names."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"a field entry is a {type(raw).__name__}, not an object")
+    if raw.get("codec") is None:
+        return dict(raw)
+    if raw.get("codec") != "image" or raw.get("kind") != "bytes":
+        raise ValueError(f"field {raw.get('name')!r} has unknown codec {raw.get('codec')!r}")
+    return {"name": raw["name"], "kind": "image", "mode": raw.get("image_mode") or "RGB"}
 
 
 def _span(raw: Mapping[str, Any]) -> BufferSpan:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from loadwise.errors import IntegrityError
 from loadwise.format.reader import check_layout, load_manifest, verify_file
+from loadwise.stores import open_store
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,14 @@ class VerifyReport:
 
 def verify(path: str | Path) -> VerifyReport:
     """Hash every shard and compare with the manifest; a damaged manifest raises at once."""
-    root = Path(path).expanduser()
-    manifest = load_manifest(root)
+    store = open_store(path)
+    manifest = load_manifest(store)
     problems = []
     for shard in manifest.shards:
         try:
             check_layout(shard, manifest.fields)
-            verify_file(root / shard.name, shard)
+            verify_file(store, shard)
         except IntegrityError as exc:
             problems.append(ShardProblem(shard.name, str(exc)))
-    return VerifyReport(root, len(manifest.shards), manifest.num_bytes, tuple(problems))
+    location = Path(store.location)
+    return VerifyReport(location, len(manifest.shards), manifest.num_bytes, tuple(problems))

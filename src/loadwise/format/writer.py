@@ -1,12 +1,12 @@
 """Write samples into Arrow IPC shards and describe each shard's layout and checksum.
 
-Samples arrive as dicts of prepared values (arrays, bytes, str); each shard is one Arrow
-record batch, so every field is one contiguous buffer that readers map as a numpy view.
+Samples arrive as dicts of prepared values; each field's kind checks them and gathers a
+shard's worth in its column. Each shard is one Arrow record batch, so every field is one
+contiguous buffer (or offsets + data) that readers map as numpy views.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,7 +17,8 @@ import pyarrow as pa
 import xxhash
 
 from loadwise.errors import SourceError
-from loadwise.format.spec import BLOCK_BYTES, BufferSpan, FieldSpec, ShardSpec, block_checksums
+from loadwise.format.fields import ArrayField, FieldSpec
+from loadwise.format.spec import BLOCK_BYTES, BufferSpan, ShardSpec, block_checksums
 
 SHARD_SUFFIX = ".arrow"
 _FIRST_BYTES = 256 << 20  # row buffers start this large at most
@@ -33,15 +34,16 @@ class ShardWriter:
         shard_bytes: int,
         block_bytes: int = BLOCK_BYTES,
         first_shard: int = 0,
+        prefix: str = "",
     ) -> None:
         self.directory = directory
         self.fields = tuple(fields)
         self.shard_bytes, self.block_bytes = shard_bytes, block_bytes
-        self.next_shard = first_shard
-        #: Bytes every sample takes in the array fields (the variable ones come on top).
-        self._fixed_bytes = sum(f.row_bytes for f in self.fields if f.kind == "array")
+        self.next_shard, self.prefix = first_shard, prefix
+        #: Bytes every sample takes in the fixed fields (the variable ones come on top).
+        self._fixed_bytes = sum(f.row_bytes for f in self.fields if f.fixed)
         rows = -(-min(shard_bytes, _FIRST_BYTES) // max(self._fixed_bytes, 1))  # a shard's most
-        self._columns = {f.name: _column(f, rows) for f in self.fields}
+        self._columns = {f.name: f.column(rows) for f in self.fields}
         self._count = 0
         self._pending_bytes = 0
         self._first_item: str | None = None
@@ -53,7 +55,7 @@ class ShardWriter:
         for spec in self.fields:
             value = _checked(spec, sample.get(spec.name), item, self._first_item)
             self._columns[spec.name].append(value)
-            self._pending_bytes += _size(spec, value)
+            self._pending_bytes += spec.stored_bytes(value)
         self._count += 1
         return self.flush() if self._pending_bytes >= self.shard_bytes else None
 
@@ -64,7 +66,7 @@ class ShardWriter:
         items: Sequence[str],
     ) -> tuple[int, ShardSpec | None]:
         """Append samples given as columns (``arrays``: a block of rows per array field,
-        ``values``: a list per bytes/string field), up to the first that completes a shard.
+        ``values``: a list per variable field), up to the first that completes a shard.
 
         Returns how many were taken and that shard: the same shards as ``add`` one by one,
         at a copy per block instead of Python work per sample.
@@ -86,8 +88,10 @@ class ShardWriter:
         bytes as pending."""
         sizes = np.full(len(next(iter(columns.values()))), self._fixed_bytes, np.int64)
         for spec in self.fields:
-            if spec.kind != "array":
-                sizes += np.fromiter(map(len, columns[spec.name]), np.int64, len(sizes))
+            if not spec.fixed:
+                sizes += np.fromiter(
+                    map(spec.stored_bytes, columns[spec.name]), np.int64, len(sizes)
+                )
         ends = self._pending_bytes + np.cumsum(sizes)
         taken = min(len(sizes), int(np.searchsorted(ends, self.shard_bytes)) + 1)
         self._pending_bytes = int(ends[taken - 1])
@@ -99,10 +103,10 @@ class ShardWriter:
         if count == 0:
             return None
         batch = pa.record_batch(
-            [_to_arrow(f, self._columns[f.name].values()) for f in self.fields],
+            [f.to_arrow(self._columns[f.name].values()) for f in self.fields],
             names=[f.name for f in self.fields],
         )
-        path = self.directory / f"{self.next_shard:05d}{SHARD_SUFFIX}"
+        path = self.directory / f"{self.prefix}{self.next_shard:05d}{SHARD_SUFFIX}"
         _write_batch(path, batch)
         del batch  # it views the column buffers, which the next shard reuses
         self.next_shard += 1
@@ -110,66 +114,6 @@ class ShardWriter:
             column.clear()
         self._count = self._pending_bytes = 0
         return describe_shard(path, self.fields, count, self.block_bytes)
-
-
-class _Rows:
-    """An array field's rows of the shard being gathered, copied into one buffer reused
-    shard after shard: no stacking copy, no fresh pages per shard.
-
-    The buffer starts at the most rows a shard can hold, up to ``_FIRST_BYTES`` (only the
-    pages rows are written to are ever backed): growing it from 64 rows by doubling cost a
-    copy and fresh pages per doubling. Beyond that it still doubles.
-    """
-
-    def __init__(self, spec: FieldSpec, rows: int) -> None:
-        self._buffer = np.empty((max(1, rows), *spec.shape), spec.numpy_dtype)
-        self._rows = 0
-
-    def append(self, value: np.ndarray) -> None:
-        if self._rows == len(self._buffer):
-            self._grow()
-        self._buffer[self._rows] = value
-        self._rows += 1
-
-    def extend(self, block: np.ndarray) -> None:
-        while self._rows + len(block) > len(self._buffer):
-            self._grow()
-        self._buffer[self._rows : self._rows + len(block)] = block
-        self._rows += len(block)
-
-    def _grow(self) -> None:
-        grown = np.empty((2 * len(self._buffer), *self._buffer.shape[1:]), self._buffer.dtype)
-        grown[: self._rows] = self._buffer[: self._rows]
-        self._buffer = grown
-
-    def values(self) -> np.ndarray:
-        return self._buffer[: self._rows]
-
-    def clear(self) -> None:
-        self._rows = 0
-
-
-class _Items:
-    """A bytes or string field's values of the shard being gathered."""
-
-    def __init__(self) -> None:
-        self._items: list[Any] = []
-
-    def append(self, value: Any) -> None:
-        self._items.append(value)
-
-    def extend(self, values: Sequence[Any]) -> None:
-        self._items.extend(values)
-
-    def values(self) -> list[Any]:
-        return self._items
-
-    def clear(self) -> None:
-        self._items = []
-
-
-def _column(spec: FieldSpec, rows: int) -> _Rows | _Items:
-    return _Rows(spec, rows) if spec.kind == "array" else _Items()
 
 
 def describe_shard(
@@ -194,14 +138,14 @@ def describe_shard(
 
 
 def _spans(spec: FieldSpec, column: pa.Array, base: int, n: int) -> dict[str, BufferSpan]:
-    storage = column.storage if isinstance(column, pa.ExtensionArray) else column
-    found = storage.buffers()
-    if spec.kind == "array":
-        values = found[-1]
-        return {"values": _span(values, base, n * spec.row_bytes)}
-    offsets, data = found[1], found[2]
+    found = spec.arrow_buffers(column)
+    if spec.fixed:
+        return {"values": _span(found["values"], base, n * spec.row_bytes)}
+    offsets = found["offsets"]
+    assert offsets is not None, "a variable field always has offsets"
     end = int(np.frombuffer(offsets, dtype=np.int64, count=n + 1)[-1])
-    return {"offsets": _span(offsets, base, (n + 1) * 8), "data": _span(data, base, end)}
+    data = _span(found["data"], base, end * spec.element_dtype.itemsize)
+    return {"offsets": _span(offsets, base, (n + 1) * 8), "data": data}
 
 
 def _span(buffer: pa.Buffer | None, base: int, length: int) -> BufferSpan:
@@ -218,56 +162,11 @@ def _write_batch(path: Path, batch: pa.RecordBatch) -> None:
     fsync_path(path)
 
 
-def _to_arrow(spec: FieldSpec, values: np.ndarray | list[Any]) -> pa.Array:
-    """The field's Arrow array, built from its buffers: for array fields a view of
-    ``values``, not a copy. (``pa.array`` imports pandas on first use, ~0.5-1.4 s of every
-    fresh ``pack`` here.)"""
-    if isinstance(values, list):
-        return _variable(values, pa.large_binary() if spec.kind == "bytes" else pa.large_string())
-    rows = np.ascontiguousarray(values)
-    if rows.dtype == np.bool_:  # Arrow packs booleans into bits; keep one byte each
-        rows = rows.view(np.uint8)
-    flat = pa.Array.from_buffers(
-        pa.from_numpy_dtype(rows.dtype), rows.size, [None, pa.py_buffer(rows)]
-    )
-    if not spec.shape:
-        return flat
-    storage = pa.FixedSizeListArray.from_arrays(flat, math.prod(spec.shape))
-    kind = pa.fixed_shape_tensor(flat.type, spec.shape, permutation=list(range(len(spec.shape))))
-    return pa.ExtensionArray.from_storage(kind, storage)
-
-
-def _variable(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
-    """A ``large_binary`` or ``large_string`` array of ``values``: offsets, then the data."""
-    data = [v.encode() for v in values] if kind == pa.large_string() else values
-    offsets = np.zeros(len(data) + 1, np.int64)
-    np.cumsum(np.fromiter(map(len, data), np.int64, len(data)), out=offsets[1:])
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
-    return pa.Array.from_buffers(kind, len(data), buffers)
-
-
 def _checked(spec: FieldSpec, value: Any, item: str, first: str) -> Any:
-    """Refuse a value of the wrong type, dtype or shape, naming the sample and the field."""
+    """The value as ``spec`` stores it; refused naming the sample and the field."""
     if value is None:
         raise SourceError(f"sample `{item}` has no field `{spec.name}`; every sample needs it.")
-    if spec.kind == "bytes" and isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value)
-    if spec.kind == "string" and isinstance(value, str):
-        return value
-    if spec.kind == "array":
-        array = np.asarray(value)
-        if array.dtype == spec.numpy_dtype and array.shape == spec.shape:
-            return array
-        found = f"dtype {array.dtype}, shape {array.shape}"
-        raise SourceError(
-            f"sample `{item}` field `{spec.name}` has {found}, but the first sample `{first}` "
-            f"has dtype {spec.dtype}, shape {spec.shape}. Make all samples alike (for images, "
-            f"pass `image_size=` for one size and `image_mode=` for one colour mode)."
-        )
-    raise SourceError(
-        f"sample `{item}` field `{spec.name}` is a {type(value).__name__}; "
-        f"this field holds {spec.kind}."
-    )
+    return spec.check(value, item, first)
 
 
 def _checked_column(
@@ -277,25 +176,12 @@ def _checked_column(
     items: Sequence[str],
     first: str,
 ) -> np.ndarray | list[Any]:
-    """One field's values of a block of samples, checked as ``_checked`` checks one value."""
-    if spec.kind != "array":
-        column = values.get(spec.name, [None] * len(items))
-        return [_checked(spec, v, item, first) for v, item in zip(column, items, strict=True)]
-    block = arrays.get(spec.name)
-    if block is not None and (block.dtype, block.shape) == (
-        spec.numpy_dtype,
-        (len(items), *spec.shape),
-    ):
-        return block
-    found = "nothing" if block is None else f"dtype {block.dtype}, shape {block.shape}"
-    raise SourceError(
-        f"samples `{items[0]}` to `{items[-1]}`: field `{spec.name}` has {found}, but "
-        f"{len(items)} rows of dtype {spec.dtype}, shape {spec.shape} were expected."
-    )
-
-
-def _size(spec: FieldSpec, value: Any) -> int:
-    return spec.row_bytes if spec.kind == "array" else len(value)
+    """One field's values of a block of samples: a fixed field's rows checked as a whole,
+    a variable field's values one by one."""
+    if isinstance(spec, ArrayField):
+        return spec.check_block(arrays.get(spec.name), list(items))
+    column = values.get(spec.name, [None] * len(items))
+    return [_checked(spec, v, item, first) for v, item in zip(column, items, strict=True)]
 
 
 def fsync_path(path: Path) -> None:

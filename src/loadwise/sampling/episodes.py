@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from loadwise.errors import ConfigError, SampleIndexError
+from loadwise.format.fields import ArrayField
 from loadwise.sampling.keys import draw, task_states
 
 #: Rotations per class when ``rotations=True``: 0, 90, 180 and 270 degrees.
@@ -264,7 +265,12 @@ def read_labels(dataset: Any, field: str) -> tuple[np.ndarray, tuple[str, ...]]:
             f"dataset with fields=(image, {field!r}) or name the label field."
         )
     spec = dataset.manifest.field(field)
-    labels = dataset.storage().gather_array(spec, np.arange(len(dataset), dtype=np.int64))
+    if not isinstance(spec, ArrayField) or spec.shape != ():
+        raise ConfigError(
+            f"`label_field` {field!r} is a {spec.kind} field; labels are one integer per "
+            f"sample. Name an integer field."
+        )
+    labels = dataset.storage().rows(spec, np.arange(len(dataset), dtype=np.int64))
     return labels.reshape(-1), tuple(spec.categories or ())
 
 

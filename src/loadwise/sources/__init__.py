@@ -9,23 +9,36 @@ from typing import Any
 from loadwise.errors import SourceError
 from loadwise.sources.archive import ArchiveSource, is_archive
 from loadwise.sources.arrays import ArraySource, IterableSource
-from loadwise.sources.base import ImageBytes, ImageFile, IndexedSource, Record, Source
+from loadwise.sources.base import IndexedSource, Record, Source, declared_schema
 from loadwise.sources.folder import LAYOUTS, ImageFolder, OmniglotFolder, folder_source
+from loadwise.sources.media import (
+    DecodeOptions,
+    ImageBytes,
+    ImageFile,
+    ImageOptions,
+    Media,
+    image_size_hw,
+)
 
 __all__ = [
     "LAYOUTS",
     "ArchiveSource",
     "ArraySource",
+    "DecodeOptions",
     "ImageBytes",
     "ImageFile",
     "ImageFolder",
+    "ImageOptions",
     "IndexedSource",
     "IterableSource",
+    "Media",
     "OmniglotFolder",
     "Record",
     "Source",
     "as_source",
+    "declared_schema",
     "folder_source",
+    "image_size_hw",
 ]
 
 

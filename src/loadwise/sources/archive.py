@@ -20,7 +20,8 @@ from typing import Any
 import xxhash
 
 from loadwise.errors import SourceError
-from loadwise.sources.base import ImageBytes, Record
+from loadwise.sources.base import Record
+from loadwise.sources.media import ImageBytes
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 

@@ -1,32 +1,19 @@
 """What every source gives ``pack``: named records in a fixed order, and how to describe them.
 
-A record is a dict of field values: numpy arrays, numbers, ``bytes``, ``str``, or an
-``ImageFile``/``ImageBytes`` that ``pack`` decodes (in worker processes when asked).
+A record is a dict of field values: numpy arrays, numbers, ``bytes``, ``str``, or ``Media``
+(``media.py``: an image file or image bytes) that ``pack`` decodes, in worker processes when
+asked. A source may declare some fields' kinds (``schema``) where a sample's value cannot
+tell (a variable-length array is a ``RaggedField``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from loadwise.format.fields import FieldSpec
+
 Record = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ImageFile:
-    """An image on disk, read and decoded by ``pack`` rather than by the source."""
-
-    path: Path
-
-
-@dataclass(frozen=True)
-class ImageBytes:
-    """An image's encoded bytes (from an archive, a download), decoded by ``pack``."""
-
-    data: bytes
-    name: str
 
 
 @runtime_checkable
@@ -45,6 +32,11 @@ class Source(Protocol):
     def describe(self) -> dict[str, Any]:
         """What this source is, for the manifest: kind, location, fingerprint."""
         ...
+
+
+def declared_schema(source: Source) -> tuple[FieldSpec, ...]:
+    """The fields a source declares (its optional ``schema`` attribute), else none."""
+    return tuple(getattr(source, "schema", ()))
 
 
 @runtime_checkable

@@ -15,7 +15,8 @@ from typing import Any
 import xxhash
 
 from loadwise.errors import ConfigError, SourceError
-from loadwise.sources.base import ImageFile, Record
+from loadwise.sources.base import Record
+from loadwise.sources.media import ImageFile
 
 LAYOUTS = ("auto", "classes", "omniglot")
 

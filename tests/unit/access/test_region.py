@@ -11,7 +11,9 @@ import pytest
 import loadwise
 from loadwise.access import region
 from loadwise.errors import IntegrityError, LoadwiseError
+from loadwise.format.fields import ArrayField
 from loadwise.format.reader import MappedShard, read_manifest
+from loadwise.stores import LocalStore
 
 pytestmark = pytest.mark.skipif(not region.SUPPORTED, reason="POSIX mappings only")
 
@@ -23,7 +25,7 @@ def _rows_shard_by_shard(root: Path, name: str, indices: np.ndarray) -> np.ndarr
     rows = []
     for i in indices.tolist():
         number = int(np.searchsorted(starts, i, side="right") - 1)
-        shard = MappedShard(root, manifest.shards[number], manifest.fields, False)
+        shard = MappedShard(LocalStore(root), manifest.shards[number], manifest.fields, False)
         rows.append(shard.array(name)[i - starts[number]].copy())
         shard.close()
     return np.stack(rows)
@@ -34,8 +36,8 @@ def test_one_gather_matches_each_shards_rows(arrays_packed: Path) -> None:
     assert len(manifest.shards) > 4  # the batch below spans shards
     idx = np.random.default_rng(1).permutation(manifest.num_samples)[:150]
     idx[:3] = [manifest.num_samples - 1, 0, manifest.num_samples - 1]
-    arrays = [f for f in manifest.fields if f.kind == "array"]
-    mapped = region.ShardRegion(arrays_packed, manifest, tuple(arrays))
+    arrays = [f for f in manifest.fields if isinstance(f, ArrayField)]
+    mapped = region.ShardRegion(LocalStore(arrays_packed), manifest, tuple(arrays))
     try:
         for spec in arrays:
             got = mapped.gather(spec, idx.copy())
@@ -62,8 +64,8 @@ def test_a_shard_truncated_after_open_is_refused_when_first_mapped(
 
 def test_closed_range_refuses_reads(arrays_packed: Path) -> None:
     manifest = read_manifest(arrays_packed)
-    spec = next(f for f in manifest.fields if f.kind == "array")
-    mapped = region.ShardRegion(arrays_packed, manifest, (spec,))
+    spec = next(f for f in manifest.fields if isinstance(f, ArrayField))
+    mapped = region.ShardRegion(LocalStore(arrays_packed), manifest, (spec,))
     kept = mapped.gather(spec, np.arange(5))
     want = _rows_shard_by_shard(arrays_packed, spec.name, np.arange(5))
     mapped.close()

@@ -15,7 +15,7 @@ import loadwise
 from loadwise.compat import cache
 from loadwise.compat.cache import packed_folder
 from loadwise.errors import ConfigError, PackError
-from loadwise.format.pack import pack as real_pack
+from loadwise.packing import pack as real_pack
 
 Tree = tuple[Path, list[tuple[Path, int]]]
 

@@ -83,7 +83,7 @@ def test_unknown_format_version(copy: Path) -> None:
     doc["manifest"]["version"] = 99
     doc["xxh3_64"] = _checksum(doc["manifest"])
     path.write_text(json.dumps(doc))
-    with pytest.raises(FormatError, match=f"format version 99.*reads version {FORMAT_VERSION}"):
+    with pytest.raises(FormatError, match=f"format version 99.*reads versions 2, {FORMAT_VERSION}"):
         loadwise.open(copy, "lazy")
 
 

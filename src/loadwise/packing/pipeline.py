@@ -15,17 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from loadwise.format.pool import bounded_map, can_fork, worker_pool
-from loadwise.format.prepare import (
-    Failed,
-    Prepared,
-    PrepareOptions,
-    infer_fields,
-    prepare_chunk,
-    unwrap,
-)
-from loadwise.format.slots import ROWS, Piece, shared_pieces
-from loadwise.format.spec import FieldSpec
+from loadwise.format.fields import EncodedImage, FieldSpec
+from loadwise.packing.options import PackPlan
+from loadwise.packing.pool import bounded_map, can_fork, worker_pool
+from loadwise.packing.prepare import Failed, Prepared, infer_fields, prepare_chunk
+from loadwise.packing.slots import ROWS, Piece, shared_pieces
 from loadwise.sources import IndexedSource, Source
 
 _CHUNK = 32
@@ -34,11 +28,7 @@ _MAX_AHEAD = 1024
 
 
 def prepared(
-    src: Source,
-    options: PrepareOptions,
-    workers: int,
-    skip: int,
-    fields: Sequence[FieldSpec] = (),
+    src: Source, plan: PackPlan, skip: int, fields: Sequence[FieldSpec] = ()
 ) -> Iterator[Piece]:
     """Pieces for the items after the first ``skip`` (those are not read at all).
 
@@ -46,19 +36,20 @@ def prepared(
     already known (a resumed pack), gives the fields that shared rows are laid out by.
     """
     records = _records(src, skip)
-    first = prepare_chunk(options, list(itertools.islice(records, _CHUNK)))
+    first = prepare_chunk(plan.decode, list(itertools.islice(records, _CHUNK)))
     yield from first
+    workers = plan.workers
     if workers == 1:
-        work = partial(prepare_chunk, options)
+        work = partial(prepare_chunk, plan.decode)
         yield from itertools.chain.from_iterable(map(work, _chunks(records, _CHUNK)))
         return
-    fields = fields or _fields_of(first, options, src.categories)
+    fields = fields or _fields_of(first, src.categories, plan)
     if fields and isinstance(src, IndexedSource) and can_fork():
         count = _ahead(first, workers, ROWS)
         start = skip + len(first)
-        yield from shared_pieces(src, options, fields, workers, start=start, count=count)
+        yield from shared_pieces(src, plan.decode, fields, workers, start=start, count=count)
     else:
-        yield from _pickled(records, options, workers, _ahead(first, workers, _CHUNK))
+        yield from _pickled(records, plan, _ahead(first, workers, _CHUNK))
 
 
 def _records(src: Source, skip: int) -> Iterator[tuple[str, Any]]:
@@ -68,21 +59,19 @@ def _records(src: Source, skip: int) -> Iterator[tuple[str, Any]]:
 
 
 def _fields_of(
-    chunk: Sequence[Prepared], options: PrepareOptions, categories: Mapping[str, tuple[str, ...]]
+    chunk: Sequence[Prepared], categories: Mapping[str, tuple[str, ...]], plan: PackPlan
 ) -> tuple[FieldSpec, ...]:
     """The fields the first readable sample of ``chunk`` gives; none if nothing was read."""
     for _, sample in chunk:
         if not isinstance(sample, Failed):
-            return infer_fields(sample, options, categories)
+            return infer_fields(sample, categories, plan.schema)
     return ()
 
 
-def _pickled(
-    records: Iterator[tuple[str, Any]], options: PrepareOptions, workers: int, ahead: int
-) -> Iterator[Prepared]:
+def _pickled(records: Iterator[tuple[str, Any]], plan: PackPlan, ahead: int) -> Iterator[Prepared]:
     """Records pickled to ``workers`` processes in chunks, prepared values pickled back."""
-    with worker_pool(workers) as pool:
-        work = partial(prepare_chunk, options)
+    with worker_pool(plan.workers) as pool:
+        work = partial(prepare_chunk, plan.decode)
         chunks = _chunks(records, _CHUNK)
         yield from itertools.chain.from_iterable(bounded_map(pool, work, chunks, ahead))
 
@@ -99,8 +88,9 @@ def _ahead(chunk: Sequence[Prepared], workers: int, per_task: int) -> int:
 def _nbytes(value: Any) -> int:
     if isinstance(value, np.ndarray):
         return value.nbytes
-    data = unwrap(value)
-    return len(data) if isinstance(data, bytes | str) else 8
+    if isinstance(value, EncodedImage):
+        return len(value.data)
+    return len(value) if isinstance(value, bytes | str) else 8
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

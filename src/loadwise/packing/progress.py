@@ -17,14 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from loadwise.errors import IntegrityError
+from loadwise.format.fields import FieldSpec, field_from_dict
 from loadwise.format.reader import verify_file
-from loadwise.format.spec import (
-    FieldSpec,
-    ShardSpec,
-    Skipped,
-    field_from_dict,
-    shard_from_dict,
-)
+from loadwise.format.spec import ShardSpec, Skipped, shard_from_dict
+from loadwise.stores import LocalStore
 
 PROGRESS_NAME = "progress.json"
 
@@ -43,7 +39,7 @@ class PackProgress:
         """Replace ``progress.json`` atomically and durably."""
         body = {
             "key": self.key,
-            "fields": [asdict(f) for f in self.fields],
+            "fields": [f.to_dict() for f in self.fields],
             "shards": [asdict(s) for s in self.shards],
             "skipped": [asdict(s) for s in self.skipped],
             "items_done": self.items_done,
@@ -72,7 +68,7 @@ def load_progress(staging: Path, key: str) -> PackProgress | None:
         return None
     try:
         for shard in shards:
-            verify_file(staging / shard.name, shard)
+            verify_file(LocalStore(staging), shard)
     except IntegrityError:
         return None
     return PackProgress(key, fields, shards, skipped, items_done)

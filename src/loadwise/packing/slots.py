@@ -1,6 +1,6 @@
 """Prepared rows through shared memory: ``pack``'s forked workers decode a range of items
 straight into a slot of one shared mapping and send back only item names, failures and
-the bytes/string values, so this process copies a block of rows per range.
+the variable-length values, so this process copies a block of rows per range.
 
 Pickling every decoded array back (and unpickling it here, while the pool's threads
 compete for this process's GIL) cost about what a second core saved.
@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from loadwise.errors import SourceError
-from loadwise.format.pool import bounded_map, worker_pool
-from loadwise.format.prepare import Failed, Prepared, PrepareOptions, prepare_record, unwrap
-from loadwise.format.spec import FieldSpec
+from loadwise.format.fields import ArrayField, FieldSpec
+from loadwise.packing.pool import bounded_map, worker_pool
+from loadwise.packing.prepare import Failed, Prepared, prepare_record
 from loadwise.sources.base import IndexedSource
+from loadwise.sources.media import DecodeOptions
 
 ROWS = 256  # items per task: enough to make the per-task cost vanish, few enough to balance
 _ALIGN = 64
@@ -27,7 +28,7 @@ _ALIGN = 64
 
 @dataclass(frozen=True)
 class RowBlock:
-    """Consecutive prepared samples as columns: each array field's rows (a view of a shared
+    """Consecutive prepared samples as columns: each fixed field's rows (a view of a shared
     slot, valid only until the next piece is asked for) and each other field's values."""
 
     items: list[str]
@@ -39,12 +40,12 @@ Piece = Prepared | RowBlock
 
 
 class RowSlots:
-    """``count`` slots of ``ROWS`` rows of every array field, in one anonymous shared mapping
+    """``count`` slots of ``ROWS`` rows of every fixed field, in one anonymous shared mapping
     that forked workers inherit; it is freed when the last process holding it ends."""
 
     def __init__(self, fields: Sequence[FieldSpec], count: int) -> None:
         self.count = count
-        arrays = [f for f in fields if f.kind == "array"]
+        arrays = [f for f in fields if isinstance(f, ArrayField)]
         sizes = [_aligned(ROWS * f.row_bytes) for f in arrays]
         slot_bytes = sum(sizes)
         memory = np.frombuffer(mmap.mmap(-1, max(1, slot_bytes * count)), np.uint8)
@@ -54,7 +55,7 @@ class RowSlots:
         ]
 
     def slot(self, index: int) -> dict[str, np.ndarray]:
-        """Slot ``index`` as ``ROWS`` rows per array field."""
+        """Slot ``index`` as ``ROWS`` rows per fixed field."""
         return self._slots[index]
 
 
@@ -63,7 +64,7 @@ def _aligned(size: int) -> int:
 
 
 def _carve(
-    memory: np.ndarray, fields: Sequence[FieldSpec], sizes: Sequence[int]
+    memory: np.ndarray, fields: Sequence[ArrayField], sizes: Sequence[int]
 ) -> dict[str, np.ndarray]:
     views, offset = {}, 0
     for spec, size in zip(fields, sizes, strict=True):
@@ -75,7 +76,7 @@ def _carve(
 
 def shared_pieces(
     src: IndexedSource,
-    options: PrepareOptions,
+    decode: DecodeOptions,
     fields: Sequence[FieldSpec],
     workers: int,
     *,
@@ -89,7 +90,7 @@ def shared_pieces(
     if not tasks:
         return
     slots = RowSlots(fields, count)
-    state = _Worker(src, options, tuple(fields), slots)
+    state = _Worker(src, decode, tuple(fields), slots)
     with worker_pool(workers, _start_worker, (state,)) as pool:
         numbered = ((a, b, i % count) for i, (a, b) in enumerate(tasks))
         for i, outcomes in enumerate(bounded_map(pool, fill, numbered, count)):
@@ -99,7 +100,7 @@ def shared_pieces(
 @dataclass(frozen=True)
 class _Worker:
     source: IndexedSource
-    options: PrepareOptions
+    decode: DecodeOptions
     fields: tuple[FieldSpec, ...]
     slots: RowSlots
 
@@ -116,7 +117,7 @@ def _start_worker(state: _Worker) -> None:
 def fill(task: tuple[int, int, int]) -> list[Outcome]:
     """In a worker: prepare items ``start``..``stop`` into slot ``slot``, in order.
 
-    Per item: a tuple of its bytes/string values when its arrays went into the slot's
+    Per item: a tuple of its variable values when its fixed rows went into the slot's
     next row, else its ``Failed`` or (a sample that does not fit the fields) the sample,
     for this process's writer to refuse with the usual message.
     """
@@ -134,33 +135,21 @@ def _place(
     item: str, record: dict[str, Any], state: _Worker, rows: dict[str, np.ndarray], row: int
 ) -> tuple[Any, ...] | dict[str, Any] | Failed:
     try:
-        sample = prepare_record(record, state.options)
+        sample = prepare_record(record, state.decode)
     except SourceError as exc:
         return Failed(item, str(exc))
-    arrays = {f.name: np.asarray(sample.get(f.name)) for f in state.fields if f.kind == "array"}
-    others = [_plain(f, sample.get(f.name)) for f in state.fields if f.kind != "array"]
-    if not all(_fits(f, arrays[f.name]) for f in state.fields if f.kind == "array"):
-        return sample
-    if any(v is None for v in others):
-        return sample
+    fixed = [f for f in state.fields if isinstance(f, ArrayField)]
+    arrays = {f.name: np.asarray(sample.get(f.name)) for f in fixed}
+    others = [sample.get(f.name) for f in state.fields if not isinstance(f, ArrayField)]
+    if not all(_fits(f, arrays[f.name]) for f in fixed) or any(v is None for v in others):
+        return sample  # this process's writer refuses it with the usual message
     for name, value in arrays.items():
         rows[name][row] = value
     return tuple(others)
 
 
-def _fits(spec: FieldSpec, value: np.ndarray) -> bool:
+def _fits(spec: ArrayField, value: np.ndarray) -> bool:
     return value.dtype == spec.numpy_dtype and value.shape == spec.shape
-
-
-def _plain(spec: FieldSpec, value: Any) -> Any:
-    """A bytes or string field's value as it pickles and as the writer takes it; None if
-    it is not one (the writer then names the problem)."""
-    value = unwrap(value)
-    if spec.kind == "bytes" and isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value)
-    if spec.kind == "string" and isinstance(value, str):
-        return value
-    return None
 
 
 def unpack(
@@ -168,7 +157,7 @@ def unpack(
 ) -> Iterator[Piece]:
     """A task's outcomes as pieces in source order: each run of rows in the slot as one
     ``RowBlock``, every other item as a single prepared record."""
-    others = [f.name for f in fields if f.kind != "array"]
+    others = [f.name for f in fields if not isinstance(f, ArrayField)]
     run: list[tuple[str, tuple[Any, ...]]] = []
     placed = 0
     for item, outcome in outcomes:

@@ -13,8 +13,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import loadwise
-from loadwise.access import parallel
 from loadwise.errors import ConfigError
+from loadwise.gather import rows as gather_rows
+from loadwise.gather import threads as pool
 
 
 @pytest.fixture
@@ -30,23 +31,23 @@ def test_take_rows_is_fancy_indexing(
     threads: int, dtype: str, torch_threads: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     torch.set_num_threads(threads)
-    monkeypatch.setattr(parallel, "TORCH_GATHER_BYTES", 1)  # every gather takes torch's path
+    monkeypatch.setattr(gather_rows, "TORCH_GATHER_BYTES", 1)  # every gather takes torch's path
     source = np.random.default_rng(0).integers(0, 2, (500, 3, 7)).astype(dtype)  # uint16: numpy
     rows = np.random.default_rng(1).integers(0, 500, 1001)
-    got = parallel.take_rows(source, rows)
+    got = gather_rows.take_rows(source, rows)
     assert got.dtype == source.dtype
     np.testing.assert_array_equal(got, source[rows])
-    assert parallel.take_rows(source, rows[:0]).shape == (0, 3, 7)
+    assert gather_rows.take_rows(source, rows[:0]).shape == (0, 3, 7)
 
 
 def test_large_gathers_reuse_a_freed_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
     source = np.random.default_rng(0).integers(0, 255, (2000, 4096), dtype=np.uint8)
     rows = np.arange(1500)[::-1].copy()  # 6 MB: pooled
-    first = parallel.take_rows(source, rows)
+    first = gather_rows.take_rows(source, rows)
     where = first.__array_interface__["data"][0]
     np.testing.assert_array_equal(first, source[rows])
     del first
-    again = parallel.take_rows(source, rows[::-1].copy())
+    again = gather_rows.take_rows(source, rows[::-1].copy())
     assert again.__array_interface__["data"][0] == where
     np.testing.assert_array_equal(again, source[rows[::-1]])
 
@@ -57,9 +58,9 @@ def test_torch_gathers_match_numpy_gathers(
 ) -> None:
     idx = np.random.default_rng(2).integers(0, 300, 257)
     with loadwise.open(arrays_packed, mode) as dataset:
-        monkeypatch.setattr(parallel, "TORCH_GATHER_BYTES", 1 << 60)  # numpy gathers only
+        monkeypatch.setattr(gather_rows, "TORCH_GATHER_BYTES", 1 << 60)  # numpy gathers only
         want = dataset.get_batch(idx)
-        monkeypatch.setattr(parallel, "TORCH_GATHER_BYTES", 1)
+        monkeypatch.setattr(gather_rows, "TORCH_GATHER_BYTES", 1)
         got = dataset.get_batch(idx)
     for name, value in want.items():
         if isinstance(value, torch.Tensor):
@@ -69,9 +70,9 @@ def test_torch_gathers_match_numpy_gathers(
 
 
 def test_thread_count_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(parallel.THREADS_ENV, "0")
-    with pytest.raises(ConfigError, match=parallel.THREADS_ENV):
-        parallel.batch_threads()
+    monkeypatch.setenv(pool.THREADS_ENV, "0")
+    with pytest.raises(ConfigError, match=pool.THREADS_ENV):
+        pool.batch_threads()
 
 
 class _ThreadsSeen(Dataset):
@@ -79,30 +80,30 @@ class _ThreadsSeen(Dataset):
         return 2
 
     def __getitem__(self, i: int) -> int:
-        return parallel.batch_threads()
+        return pool.batch_threads()
 
 
 def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(parallel.THREADS_ENV, raising=False)
-    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
-    assert parallel.batch_threads() == 4
+    monkeypatch.delenv(pool.THREADS_ENV, raising=False)
+    monkeypatch.setattr(pool.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    assert pool.batch_threads() == 4
     seen = [int(x) for x in DataLoader(_ThreadsSeen(), batch_size=None, num_workers=2)]
     assert seen == [2, 2]
 
 
 def test_a_view_of_overlapping_rows_is_not_copied_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     """Lazy mode's rows view spans terabytes virtually; ``np.take`` would copy it first."""
-    monkeypatch.setattr(parallel, "TORCH_GATHER_BYTES", 1)
+    monkeypatch.setattr(gather_rows, "TORCH_GATHER_BYTES", 1)
     flat = np.arange(1 << 22, dtype=np.uint8)
     rows = np.lib.stride_tricks.as_strided(flat, shape=(flat.size - 4095, 4096), strides=(1, 1))
     assert rows.nbytes > 10 << 30  # over 10 GB if copied
     offsets = np.array([0, 5, 1 << 20, flat.size - 4096])
-    got = parallel.take_rows(rows, offsets)
+    got = gather_rows.take_rows(rows, offsets)
     np.testing.assert_array_equal(got, np.stack([flat[o : o + 4096] for o in offsets]))
 
 
 def _gather_in_child(source: np.ndarray, rows: np.ndarray) -> None:
-    raise SystemExit(0 if np.array_equal(parallel.take_rows(source, rows), source[rows]) else 3)
+    raise SystemExit(0 if np.array_equal(gather_rows.take_rows(source, rows), source[rows]) else 3)
 
 
 def test_a_forked_child_gathers_without_hanging(torch_threads: None) -> None:
@@ -111,7 +112,7 @@ def test_a_forked_child_gathers_without_hanging(torch_threads: None) -> None:
     source = np.random.default_rng(0).integers(0, 255, (3000, 4096), dtype=np.uint8)
     rows = np.random.default_rng(1).integers(0, 3000, 1500)
     for _ in range(3):
-        parallel.take_rows(source, rows)  # the parent's OpenMP team is up
+        gather_rows.take_rows(source, rows)  # the parent's OpenMP team is up
     child = multiprocessing.get_context("fork").Process(
         target=_gather_in_child, args=(source, rows)
     )

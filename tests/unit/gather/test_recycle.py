@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from loadwise.access.recycle import POOLED_BYTES, BufferPool
+from loadwise.gather.recycle import POOLED_BYTES, BufferPool
 
 U8 = np.dtype(np.uint8)
 SHAPE = (POOLED_BYTES // 1000 + 1, 1000)  # just over the pooled size

@@ -13,10 +13,11 @@ import pytest
 
 import loadwise
 from loadwise.errors import SourceError
-from loadwise.format import slots, writer
+from loadwise.format import writer
+from loadwise.format.fields import ArrayField, StringField
 from loadwise.format.reader import read_manifest
-from loadwise.format.spec import FieldSpec
 from loadwise.format.writer import ShardWriter
+from loadwise.packing import slots
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -122,7 +123,7 @@ def test_encoded_images_with_workers(class_tree: Path, tmp_path: Path) -> None:
 
 
 def test_add_rows_cuts_the_shards_add_cuts(tmp_path: Path) -> None:
-    fields = (FieldSpec("x", "array", "int16", (3,)), FieldSpec("s", "string"))
+    fields = (ArrayField("x", "int16", (3,)), StringField("s"))
     rng = np.random.default_rng(1)
     x = rng.integers(0, 100, (200, 3)).astype(np.int16)
     s = ["z" * int(n) for n in rng.integers(0, 30, 200)]

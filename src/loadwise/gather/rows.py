@@ -1,9 +1,5 @@
-"""How many threads one batch may use in this process, and the row gather of every mode.
-
-A batch's threads are the process's usable cores, divided among DataLoader workers when in
-one (``LOADWISE_THREADS`` overrides). Decoding images and large copies into the shared
-cache use them (both release the GIL); row gathers run on torch's own threads instead.
-"""
+"""The row gather of every mode: from 64 KB on in ``torch.index_select`` on torch's own
+threads, numpy below that (and in forked children where torch's threads would hang)."""
 
 from __future__ import annotations
 
@@ -12,16 +8,9 @@ import os
 
 import numpy as np
 import torch
-from torch.utils.data import get_worker_info
 
-from loadwise.access import recycle
-from loadwise.errors import ConfigError
+from loadwise.gather import recycle
 
-THREADS_ENV = "LOADWISE_THREADS"
-#: Copies of at least this many bytes are shared out among the batch's threads: a fresh
-#: output's page faults and the copy both scale with cores (35 MB: 7.6 -> 4.7 ms on 2
-#: cores); below it a thread hand-off costs more than it saves.
-PARALLEL_BYTES = 4 << 20
 #: Gathers of at least this many bytes run in ``torch.index_select`` (``take_rows``).
 TORCH_GATHER_BYTES = 64 << 10
 _TORCH_DTYPES = frozenset(
@@ -29,17 +18,6 @@ _TORCH_DTYPES = frozenset(
     for t in ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32",
               "float64", "complex64", "complex128")
 )  # fmt: skip
-
-
-def batch_threads() -> int:
-    """Threads a batch may use in this process."""
-    if (given := os.environ.get(THREADS_ENV)) is not None:
-        if not given.isdigit() or int(given) < 1:
-            raise ConfigError(f"`{THREADS_ENV}` must be an integer >= 1. Found: {given!r}.")
-        return int(given)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    worker = get_worker_info()
-    return max(1, (cores or 1) // (worker.num_workers if worker is not None else 1))
 
 
 def _rows_contiguous(source: np.ndarray) -> bool:

@@ -13,6 +13,7 @@ from tests.data import write_class_tree
 
 import loadwise
 from loadwise.errors import ConfigError, PackError, SourceError
+from loadwise.format.fields import ImageField
 from loadwise.format.reader import read_manifest
 
 
@@ -46,7 +47,7 @@ def test_class_tree_with_resize_and_mode(class_tree: Path, tmp_path: Path) -> No
 def test_encoded_keeps_file_bytes_and_decodes_on_read(class_tree: Path, tmp_path: Path) -> None:
     loadwise.pack(class_tree, tmp_path / "enc", encoded=True, progress=False)
     field = read_manifest(tmp_path / "enc").field("image")
-    assert (field.kind, field.codec, field.image_mode) == ("bytes", "image", "RGB")
+    assert field == ImageField("image", mode="RGB")
     first = sorted(class_tree.glob("*/*.png"))[0]
     for mode in ("eager", "lazy", "cached", "streaming"):
         image = loadwise.open(tmp_path / "enc", mode).get_batch([0])["image"][0]

@@ -10,12 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from loadwise.access import decode, parallel
 from loadwise.errors import SourceError
 from loadwise.format.codecs import decode_image
-from loadwise.format.spec import FieldSpec
+from loadwise.format.fields import ImageField
+from loadwise.format.fields import image as decode
+from loadwise.gather import threads as parallel
 
-SPEC = FieldSpec("image", "bytes", codec="image", image_mode="RGB")
+SPEC = ImageField("image", mode="RGB")
 
 
 def _encoded(fmt: str, count: int, size: tuple[int, int] = (40, 48)) -> list[bytes]:

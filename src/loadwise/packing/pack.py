@@ -1,0 +1,139 @@
+"""``pack``: read a source once and write shards plus a manifest, atomically.
+
+Everything is written into a hidden sibling folder (``staging.py``), fsynced, the manifest
+last; only then is it renamed to the destination. A crash leaves no folder at the
+destination that opens. The work itself is a backend's (``ENGINES``): it prepares the
+source and writes partitions (``partition.py``); the manifest is assembled here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from loadwise.errors import ConfigError
+from loadwise.format.fields import FieldSpec
+from loadwise.format.spec import FORMAT_VERSION, MANIFEST_NAME, Manifest, Skipped, manifest_to_json
+from loadwise.format.writer import fsync_path
+from loadwise.packing.local import pack_locally
+from loadwise.packing.options import PackPlan, ShardLayout, with_legacy
+from loadwise.packing.partition import PartitionResult, assemble_manifest
+from loadwise.packing.progress import PROGRESS_NAME, PackProgress
+from loadwise.packing.staging import check_dest, publish, staging_dir, write_durably
+from loadwise.sources import DecodeOptions, Source, as_source
+
+log = logging.getLogger(__name__)
+
+Engine = Callable[[Source, Path, PackPlan, PackProgress, bool], list[PartitionResult]]
+#: Who does the work: preparing the source and writing its partitions' shards.
+ENGINES: dict[str, Engine] = {"local": pack_locally}
+
+
+@dataclass(frozen=True)
+class PackReport:
+    """What ``pack`` wrote and what it left out."""
+
+    path: Path
+    num_samples: int
+    num_shards: int
+    num_bytes: int
+    skipped: tuple[Skipped, ...]
+    seconds: float
+
+
+def pack(
+    source: Any,
+    dest: str | Path,
+    *,
+    schema: Sequence[FieldSpec] | None = None,
+    decode: DecodeOptions | None = None,
+    layout: ShardLayout | None = None,
+    workers: int = 1,
+    on_error: str = "raise",
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    engine: str = "local",
+    **older: Any,
+) -> PackReport:
+    """Pack ``source`` (a folder, an archive, arrays, an iterable of dicts, a ``Source``)
+    into shards at ``dest``.
+
+    ``schema`` names the kind of some or all fields (``RaggedField("tokens", "int32")``);
+    the others are derived from the first sample. ``decode`` says how media are stored
+    (``DecodeOptions(image=ImageOptions(size=(H, W), mode="RGB", encoded=False))``);
+    ``layout`` how big shards and checksum blocks are. The older keyword arguments
+    ``image_size``, ``image_mode``, ``encoded``, ``shard_bytes`` and ``block_bytes`` still
+    work. ``on_error="skip"`` leaves out unreadable items and records them in the manifest
+    and the report. ``workers`` processes prepare items (the output does not change).
+
+    ``resume=True`` continues a pack of the same source and options that was killed: the
+    shards it finished are checked and kept, and the result is identical to an
+    uninterrupted pack. Without it, leftovers of dead packs are removed.
+    """
+    decoded, shards = with_legacy(decode or DecodeOptions(), layout or ShardLayout(), older)
+    plan = PackPlan(decoded, shards, tuple(schema or ()), on_error, workers)
+    run = _engine(engine)
+    src = as_source(source)
+    dest = Path(dest).expanduser().resolve()
+    check_dest(dest, overwrite)
+    started = time.perf_counter()
+    described = src.describe()  # once: for a folder it stats every file
+    key = _key(described, plan, resume)
+    staging, done = staging_dir(dest, key if resume else None)
+    try:
+        parts = run(src, staging, plan, done or PackProgress(key), progress)
+        manifest = assemble_manifest(parts, described, _name(described, src))
+        _write_manifest(staging, manifest)
+        publish(staging, dest, overwrite)
+    except BaseException:
+        if not resume:  # with resume the finished shards are kept for the next attempt
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - started
+    log.info("packed %d samples into %s in %.1f s", manifest.num_samples, dest, seconds)
+    return PackReport(
+        dest,
+        manifest.num_samples,
+        len(manifest.shards),
+        manifest.num_bytes,
+        manifest.skipped,
+        seconds,
+    )
+
+
+def _engine(name: str) -> Engine:
+    if name not in ENGINES:
+        raise ConfigError(f"`engine` must be one of {', '.join(ENGINES)}. Found: {name!r}.")
+    return ENGINES[name]
+
+
+def _write_manifest(staging: Path, manifest: Manifest) -> None:
+    """The manifest last, durably; the progress file goes."""
+    write_durably(staging / MANIFEST_NAME, manifest_to_json(manifest).encode())
+    (staging / PROGRESS_NAME).unlink(missing_ok=True)
+    fsync_path(staging)
+
+
+def _key(described: dict[str, Any], plan: PackPlan, resume: bool) -> str:
+    """What must match for a resumed pack to continue a killed one: source and options."""
+    if resume and "fingerprint" not in described:
+        raise ConfigError(
+            f"`resume=True` needs a source whose content can be fingerprinted (a folder or "
+            f"arrays); `{described.get('root', 'this source')}` ({described.get('kind')}) "
+            f"cannot be. Pack without resume."
+        )
+    options = {**plan.key(), "format": FORMAT_VERSION}
+    return xxhash.xxh3_64_hexdigest(json.dumps([described, options], sort_keys=True).encode())
+
+
+def _name(described: dict[str, Any], src: Source) -> str:
+    return str(described.get("root", type(src).__name__))
