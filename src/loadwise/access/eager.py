@@ -24,7 +24,7 @@ import xxhash
 from loadwise.access.base import PackedDataset, Storage
 from loadwise.access.budget import eager_budget, stored_bytes
 from loadwise.errors import IntegrityError, ModeError
-from loadwise.format.fields import ArrayField, FieldSpec, Segment
+from loadwise.format.fields import FieldSpec, FixedField, Segment
 from loadwise.format.reader import check_layout, check_offsets
 from loadwise.format.spec import Manifest, ShardSpec
 from loadwise.gather.rows import take_rows
@@ -43,7 +43,7 @@ class MemoryStorage:
     def __init__(self, tensors: dict[str, torch.Tensor], fields: Sequence[FieldSpec]) -> None:
         self._views: dict[str, np.ndarray] = {}
         for spec in fields:
-            if isinstance(spec, ArrayField):
+            if isinstance(spec, FixedField):
                 raw = tensors[f"{spec.name}.values"].numpy()
                 self._views[spec.name] = raw.view(spec.numpy_dtype).reshape(-1, *spec.shape)
             else:

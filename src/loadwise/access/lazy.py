@@ -12,7 +12,7 @@ import numpy as np
 
 from loadwise.access.base import PackedDataset, Storage
 from loadwise.access.region import SUPPORTED, ShardRegion
-from loadwise.format.fields import ArrayField, FieldSpec, Segment
+from loadwise.format.fields import FieldSpec, FixedField, Segment
 from loadwise.format.reader import MappedShard
 from loadwise.format.spec import Manifest
 from loadwise.gather.spans import starts_and_lengths
@@ -34,7 +34,7 @@ class MappedStorage:
         self._manifest = manifest
         self._starts = manifest.shard_starts()
         self._shards: dict[int, MappedShard] = {}
-        arrays = tuple(f for f in fields if isinstance(f, ArrayField))
+        arrays = tuple(f for f in fields if isinstance(f, FixedField))
         self._region = ShardRegion(store, manifest, arrays) if arrays and SUPPORTED else None
 
     def shard(self, number: int) -> MappedShard:
@@ -44,7 +44,7 @@ class MappedStorage:
         return self._shards[number]
 
     def rows(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
-        assert isinstance(spec, ArrayField)
+        assert isinstance(spec, FixedField)
         if self._region is not None:
             return self._region.gather(spec, indices)
         owners = np.searchsorted(self._starts, indices, side="right") - 1

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from loadwise.errors import LoadwiseError
-from loadwise.format.fields import ArrayField
+from loadwise.format.fields import FixedField
 from loadwise.format.reader import check_layout
 from loadwise.format.spec import Manifest
 from loadwise.gather.rows import take_rows
@@ -38,7 +38,7 @@ class ShardRegion:
     """Shard files of one dataset at known offsets of one address range; read-only."""
 
     def __init__(
-        self, store: ShardStore, manifest: Manifest, fields: tuple[ArrayField, ...]
+        self, store: ShardStore, manifest: Manifest, fields: tuple[FixedField, ...]
     ) -> None:
         self._store, self._manifest, self._fields = store, manifest, fields
         page = mmap.PAGESIZE
@@ -55,7 +55,7 @@ class ShardRegion:
         self._views: dict[str, np.ndarray] = {}
         self._located: tuple[np.ndarray, np.ndarray | None] | None = None
 
-    def gather(self, spec: ArrayField, indices: np.ndarray) -> np.ndarray:
+    def gather(self, spec: FixedField, indices: np.ndarray) -> np.ndarray:
         """Rows ``indices`` (global, checked) of array field ``spec``: one gather, a copy.
 
         Pass a new array per batch: the lookup for the last array object is reused.
@@ -127,7 +127,7 @@ class _Layout:
     sample of the dataset. Scalar fields (labels) are gathered as typed items, which costs
     a tenth of gathering 8-byte rows from the overlapping-rows view; others by byte."""
 
-    def __init__(self, spec: ArrayField, manifest: Manifest, place: np.ndarray) -> None:
+    def __init__(self, spec: FixedField, manifest: Manifest, place: np.ndarray) -> None:
         self.name, self.dtype = spec.name, spec.numpy_dtype
         self.itemsize, self.row_bytes = self.dtype.itemsize, spec.row_bytes
         values = np.array([s.buffers[spec.name]["values"].offset for s in manifest.shards])

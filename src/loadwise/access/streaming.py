@@ -15,7 +15,7 @@ import numpy as np
 from torch.utils.data import IterableDataset
 
 from loadwise.access.base import Batch, PackedBase, Storage
-from loadwise.format.fields import ArrayField, FieldSpec, Segment
+from loadwise.format.fields import FieldSpec, FixedField, Segment
 from loadwise.format.reader import check_layout, check_offsets
 from loadwise.format.spec import Manifest, ShardSpec
 from loadwise.sampling.order import batches, block_order, partition
@@ -61,7 +61,7 @@ class PreadStorage:
     def rows(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
         """Rows read straight into the batch: one ``pread`` per row, or one read of the
         whole span when it is small (labels and other narrow fields: one syscall)."""
-        assert isinstance(spec, ArrayField)
+        assert isinstance(spec, FixedField)
         out = np.empty((len(indices), *spec.shape), dtype=spec.numpy_dtype)
         size = spec.row_bytes
         rows = out.view(np.uint8).reshape(len(indices), size)

@@ -20,7 +20,7 @@ from loadwise.access.budget import check_fraction
 from loadwise.access.cached import DEFAULT_CACHE_BYTES
 from loadwise.compat.cache import packed_folder
 from loadwise.errors import ConfigError
-from loadwise.format.fields import ArrayField
+from loadwise.format.fields import FixedField
 from loadwise.format.reader import read_manifest
 from loadwise.sources.media import image_size_hw
 
@@ -156,7 +156,7 @@ def _check_images(path: Path, size: tuple[int, int] | None, mode: str | None) ->
     """A packed dataset given as it is must hold images of the size and mode asked for."""
     manifest = read_manifest(path)
     spec, _ = manifest.field("image"), manifest.field("label")
-    if not isinstance(spec, ArrayField) or len(spec.shape) != 3:
+    if not isinstance(spec, FixedField) or len(spec.shape) != 3:
         return  # encoded images: decoded to their own size when read
     channels = {"L": 1, "RGB": 3}.get(mode or "", spec.shape[0])
     wanted = (channels, *(size or spec.shape[1:]))

@@ -15,7 +15,7 @@ import numpy as np
 import xxhash
 
 from loadwise.errors import ConfigError, IntegrityError
-from loadwise.format.fields import ArrayField, FieldSpec
+from loadwise.format.fields import FieldSpec, FixedField
 from loadwise.format.spec import MANIFEST_NAME, Manifest, ShardSpec, manifest_from_json
 from loadwise.stores import ShardStore, open_store
 
@@ -91,7 +91,7 @@ class MappedShard:
     def array(self, name: str) -> np.ndarray:
         """``(num_samples, *shape)`` view of a fixed field."""
         spec = self._fields[name]
-        assert isinstance(spec, ArrayField), f"`{name}` is not a fixed field"
+        assert isinstance(spec, FixedField), f"`{name}` is not a fixed field"
         span = self.spec.buffers[name]["values"]
         flat = self._view(spec.numpy_dtype, span.offset, span.length)
         return flat.reshape(self.spec.num_samples, *spec.shape)

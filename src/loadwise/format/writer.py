@@ -17,7 +17,7 @@ import pyarrow as pa
 import xxhash
 
 from loadwise.errors import SourceError
-from loadwise.format.fields import ArrayField, FieldSpec
+from loadwise.format.fields import FieldSpec, FixedField
 from loadwise.format.spec import BLOCK_BYTES, BufferSpan, ShardSpec, block_checksums
 
 SHARD_SUFFIX = ".arrow"
@@ -178,7 +178,7 @@ def _checked_column(
 ) -> np.ndarray | list[Any]:
     """One field's values of a block of samples: a fixed field's rows checked as a whole,
     a variable field's values one by one."""
-    if isinstance(spec, ArrayField):
+    if isinstance(spec, FixedField):
         return spec.check_block(arrays.get(spec.name), list(items))
     column = values.get(spec.name, [None] * len(items))
     return [_checked(spec, v, item, first) for v, item in zip(column, items, strict=True)]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from loadwise.errors import SourceError
-from loadwise.format.fields import ArrayField, FieldSpec
+from loadwise.format.fields import FieldSpec, FixedField
 from loadwise.packing.pool import bounded_map, worker_pool
 from loadwise.packing.prepare import Failed, Prepared, prepare_record
 from loadwise.sources.base import IndexedSource
@@ -45,7 +45,7 @@ class RowSlots:
 
     def __init__(self, fields: Sequence[FieldSpec], count: int) -> None:
         self.count = count
-        arrays = [f for f in fields if isinstance(f, ArrayField)]
+        arrays = [f for f in fields if isinstance(f, FixedField)]
         sizes = [_aligned(ROWS * f.row_bytes) for f in arrays]
         slot_bytes = sum(sizes)
         memory = np.frombuffer(mmap.mmap(-1, max(1, slot_bytes * count)), np.uint8)
@@ -64,7 +64,7 @@ def _aligned(size: int) -> int:
 
 
 def _carve(
-    memory: np.ndarray, fields: Sequence[ArrayField], sizes: Sequence[int]
+    memory: np.ndarray, fields: Sequence[FixedField], sizes: Sequence[int]
 ) -> dict[str, np.ndarray]:
     views, offset = {}, 0
     for spec, size in zip(fields, sizes, strict=True):
@@ -138,9 +138,9 @@ def _place(
         sample = prepare_record(record, state.decode)
     except SourceError as exc:
         return Failed(item, str(exc))
-    fixed = [f for f in state.fields if isinstance(f, ArrayField)]
+    fixed = [f for f in state.fields if isinstance(f, FixedField)]
     arrays = {f.name: np.asarray(sample.get(f.name)) for f in fixed}
-    others = [sample.get(f.name) for f in state.fields if not isinstance(f, ArrayField)]
+    others = [sample.get(f.name) for f in state.fields if not isinstance(f, FixedField)]
     if not all(_fits(f, arrays[f.name]) for f in fixed) or any(v is None for v in others):
         return sample  # this process's writer refuses it with the usual message
     for name, value in arrays.items():
@@ -148,7 +148,7 @@ def _place(
     return tuple(others)
 
 
-def _fits(spec: ArrayField, value: np.ndarray) -> bool:
+def _fits(spec: FixedField, value: np.ndarray) -> bool:
     return value.dtype == spec.numpy_dtype and value.shape == spec.shape
 
 
@@ -157,7 +157,7 @@ def unpack(
 ) -> Iterator[Piece]:
     """A task's outcomes as pieces in source order: each run of rows in the slot as one
     ``RowBlock``, every other item as a single prepared record."""
-    others = [f.name for f in fields if not isinstance(f, ArrayField)]
+    others = [f.name for f in fields if not isinstance(f, FixedField)]
     run: list[tuple[str, tuple[Any, ...]]] = []
     placed = 0
     for item, outcome in outcomes:

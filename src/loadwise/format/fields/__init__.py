@@ -10,7 +10,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from loadwise.format.fields.array import ArrayField
-from loadwise.format.fields.base import BufferReader, FieldSpec, ReadOptions, Segment
+from loadwise.format.fields.base import (
+    BufferReader,
+    FieldSpec,
+    FixedField,
+    ReadOptions,
+    Segment,
+)
 from loadwise.format.fields.binary import BytesField, StringField
 from loadwise.format.fields.image import EncodedImage, ImageField
 from loadwise.format.fields.ragged import RAGGED_OUTPUTS, RaggedField
@@ -53,6 +59,7 @@ __all__ = [
     "BytesField",
     "EncodedImage",
     "FieldSpec",
+    "FixedField",
     "ImageField",
     "RaggedField",
     "ReadOptions",

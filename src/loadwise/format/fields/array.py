@@ -7,7 +7,6 @@ one row gather. Images stored decoded are uint8 arrays ``(C, H, W)``.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from loadwise.errors import SourceError
-from loadwise.format.fields.base import BufferReader, FieldSpec, ReadOptions
+from loadwise.format.fields.base import BufferReader, FixedField, ReadOptions
 
 #: What fixed-size fields may hold: bool, int, uint, float.
 NUMERIC_KINDS = "biuf"
@@ -25,24 +24,13 @@ MAX_BYTES = 2**48
 
 
 @dataclass(frozen=True)
-class ArrayField(FieldSpec):
+class ArrayField(FixedField):
     """``dtype`` and ``shape`` of every sample's array; ``categories`` names the values of
     an integer field (``label`` -> class names)."""
 
-    dtype: str = "float32"
-    shape: tuple[int, ...] = ()
     categories: tuple[str, ...] | None = None
 
     kind: ClassVar[str] = "array"
-    fixed: ClassVar[bool] = True
-
-    @functools.cached_property
-    def numpy_dtype(self) -> np.dtype:
-        return np.dtype(self.dtype)
-
-    @functools.cached_property
-    def row_bytes(self) -> int:  # cached: asked per sample and per batch
-        return self.numpy_dtype.itemsize * math.prod(self.shape)  # Python ints: no overflow
 
     @classmethod
     def of(cls, name: str, value: Any, categories: tuple[str, ...] | None = None) -> ArrayField:
@@ -81,19 +69,6 @@ class ArrayField(FieldSpec):
             f"but the first sample `{first}` has dtype {self.dtype}, shape {self.shape}. Make "
             f"all samples alike (for images, pass `image_size=` for one size and `image_mode=` "
             f"for one colour mode)."
-        )
-
-    def check_block(self, block: np.ndarray | None, items: list[str]) -> np.ndarray:
-        """A block of rows for ``items`` (from ``pack``'s workers), checked as a whole."""
-        if block is not None and (block.dtype, block.shape) == (
-            self.numpy_dtype,
-            (len(items), *self.shape),
-        ):
-            return block
-        found = "nothing" if block is None else f"dtype {block.dtype}, shape {block.shape}"
-        raise SourceError(
-            f"samples `{items[0]}` to `{items[-1]}`: field `{self.name}` has {found}, but "
-            f"{len(items)} rows of dtype {self.dtype}, shape {self.shape} were expected."
         )
 
     def stored_bytes(self, value: Any) -> int:

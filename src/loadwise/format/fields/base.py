@@ -10,6 +10,8 @@ in a ``values`` buffer) and **variable** (int64 ``offsets``, ``n + 1`` of them, 
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -136,6 +138,39 @@ class FieldSpec:
         return SourceError(
             f"sample `{item}` field `{self.name}` is a {type(value).__name__}; "
             f"this field holds {what}."
+        )
+
+
+@dataclass(frozen=True)
+class FixedField(FieldSpec):
+    """The fixed layout: every sample one array of ``dtype`` and ``shape``, one row of
+    ``row_bytes`` in the ``values`` buffer. Storages gather these rows; kinds with this
+    layout subclass it."""
+
+    dtype: str = "float32"
+    shape: tuple[int, ...] = ()
+
+    fixed: ClassVar[bool] = True
+
+    @functools.cached_property
+    def numpy_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+    @functools.cached_property
+    def row_bytes(self) -> int:  # cached: asked per sample and per batch
+        return self.numpy_dtype.itemsize * math.prod(self.shape)  # Python ints: no overflow
+
+    def check_block(self, block: np.ndarray | None, items: list[str]) -> np.ndarray:
+        """A block of rows for ``items`` (from ``pack``'s workers), checked as a whole."""
+        if block is not None and (block.dtype, block.shape) == (
+            self.numpy_dtype,
+            (len(items), *self.shape),
+        ):
+            return block
+        found = "nothing" if block is None else f"dtype {block.dtype}, shape {block.shape}"
+        raise SourceError(
+            f"samples `{items[0]}` to `{items[-1]}`: field `{self.name}` has {found}, but "
+            f"{len(items)} rows of dtype {self.dtype}, shape {self.shape} were expected."
         )
 
 
