@@ -74,9 +74,15 @@ def _forked_child_reads_the_same(source: Any, items: Items) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)  # may deadlock: forking is the point
         child.start()
     send.close()
-    assert receive.poll(60), "forked child: sent nothing within 60 s"
-    status, read = receive.recv()
-    child.join(10)
+    try:
+        assert receive.poll(60), "forked child: sent nothing within 60 s"
+        status, read = receive.recv()
+    finally:
+        receive.close()
+        child.join(10)
+        if child.is_alive():  # stuck: end our own child, not the test run
+            child.kill()
+            child.join()
     assert status == "ok", f"forked child: reading records raised {read}"
     assert_same_items(read, items[start:stop], "records read in a forked child")
 
