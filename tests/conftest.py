@@ -10,6 +10,10 @@ from tests.data import array_columns, write_class_tree
 import loadwise
 from loadwise.testing import make_omniglot_tree
 
+# The contract helpers (tests/contracts/*.py) are not test files: have pytest explain their
+# asserts too. Registered before any test module imports them.
+pytest.register_assert_rewrite("tests.contracts")
+
 
 @pytest.fixture(scope="session")
 def omniglot_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
