@@ -11,12 +11,6 @@ import pytest
 import loadwise
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pack removes dead packs' `.partial-*` folders but never their `.old-*` ones: a pack "
-    "with overwrite=True killed in _publish (after `dest.rename(old)`) leaves the old dataset "
-    "there for good; test_pack_kill's 'staging left behind' fails intermittently on it",
-)
 def test_a_dead_packs_old_dataset_is_removed(tmp_path: Path) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()  # its pid names the dead pack
@@ -25,3 +19,22 @@ def test_a_dead_packs_old_dataset_is_removed(tmp_path: Path) -> None:
     (old / "manifest.json").write_text("{}")  # what a published dataset moved aside holds
     loadwise.pack({"x": np.arange(4)}, tmp_path / "d.loadwise", overwrite=True, progress=False)
     assert not old.exists(), "the old dataset of a dead pack was left behind"
+
+
+def test_overwrite_swaps_the_folders_in_one_step(tmp_path: Path) -> None:
+    """The destination is never missing: the new dataset and the old trade places at once."""
+    from loadwise.packing import staging
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "which").write_text("a")
+    (b / "which").write_text("b")
+    if staging._renameat2() is None:
+        pytest.skip("no renameat2 here: two renames are used instead")
+    assert staging._exchange(a, b)
+    assert (a / "which").read_text() == "b" and (b / "which").read_text() == "a"
+    dest = tmp_path / "d.loadwise"
+    loadwise.pack({"x": np.arange(4)}, dest, progress=False)
+    loadwise.pack({"x": np.arange(5)}, dest, overwrite=True, progress=False)
+    assert len(loadwise.open(dest, "lazy")) == 5
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

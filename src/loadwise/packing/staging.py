@@ -1,12 +1,22 @@
 """Where a pack is written before it exists: a hidden sibling folder per pack, adopted by a
-resumed pack or removed once its process is gone, and swapped into place when complete."""
+resumed pack or removed once its process is gone, and swapped into place when complete.
+
+Replacing a dataset (``overwrite``) exchanges the two folders in one step where the kernel
+can (Linux ``renameat2(RENAME_EXCHANGE)``): the destination is never missing, and a pack
+killed after the swap leaves the old dataset in its staging folder, removed by the next pack
+like any dead pack's leftovers (``.partial-*`` and, where two renames were needed, ``.old-*``).
+"""
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import os
 import shutil
+import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from loadwise.errors import PackError
@@ -35,9 +45,11 @@ def staging_dir(dest: Path, resume_key: str | None) -> tuple[Path, PackProgress 
     Leftovers of dead packs are adopted when resuming with the same key, else removed.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for stale in sorted(dest.parent.glob(f".{dest.name}.old-*")):
+        if _dead(stale):
+            shutil.rmtree(stale, ignore_errors=True)
     for stale in sorted(dest.parent.glob(f".{dest.name}.partial-*")):
-        pid = stale.name.rsplit("-", 2)[-2]
-        if not pid.isdigit() or _alive(int(pid)):
+        if not _dead(stale):
             continue
         done = load_progress(stale, resume_key) if resume_key is not None else None
         if done is not None:
@@ -62,6 +74,10 @@ def publish(staging: Path, dest: Path, overwrite: bool) -> None:
     Without ``overwrite`` a dataset that another process published meanwhile is kept:
     ``rename`` refuses to replace a non-empty folder, and that becomes a ``PackError``.
     """
+    if overwrite and dest.exists() and _exchange(staging, dest):
+        fsync_path(dest.parent)
+        shutil.rmtree(staging, ignore_errors=True)  # now the old dataset
+        return
     old = dest.parent / f".{dest.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     if overwrite and dest.exists():
         dest.rename(old)
@@ -81,6 +97,36 @@ def write_durably(path: Path, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """glibc's ``renameat2`` (2.28+, Linux 3.15+), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    function = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if function is not None:
+        function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                             ctypes.c_uint]  # fmt: skip
+    return function
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders atomically; False where the system cannot (two renames instead)."""
+    function = _renameat2()
+    if function is None:
+        return False
+    return function(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def _dead(leftover: Path) -> bool:
+    """Whether the pack that made ``.<name>.<what>-<pid>-<hex>`` has ended."""
+    pid = leftover.name.rsplit("-", 2)[-2]
+    return pid.isdigit() and not _alive(int(pid))
 
 
 def _alive(pid: int) -> bool:
