@@ -20,8 +20,8 @@ from loadwise.compat import (
 from loadwise.errors import LoadwiseError
 from loadwise.format import PackReport, pack
 from loadwise.format.verify import VerifyReport, verify
-from loadwise.loader import DataLoaderConfig, Loader, loader
-from loadwise.monitor import monitor
+from loadwise.loading import DataLoaderConfig, Loader, loader
+from loadwise.monitoring import monitor
 from loadwise.sampling.episodes import episodes
 
 __all__ = [

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from loadwise.errors import ConfigError
-from loadwise.monitor.memory import PeakMemory
+from loadwise.monitoring.memory import PeakMemory
 
 
 @dataclass(frozen=True)

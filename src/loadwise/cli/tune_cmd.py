@@ -10,7 +10,7 @@ from typing import Any
 
 from loadwise.access.auto import open_dataset
 from loadwise.cli.render import table
-from loadwise.loader.autotune import cache_path, save_result, tune
+from loadwise.loading.autotune import cache_path, save_result, tune
 
 
 def add_parser(commands: Any) -> None:

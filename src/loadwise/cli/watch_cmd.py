@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from loadwise.errors import ConfigError
-from loadwise.monitor import report
-from loadwise.monitor.stats import MonitorStats
-from loadwise.monitor.watch_hook import ENV_DIR, ENV_INTERVAL
+from loadwise.monitoring import report
+from loadwise.monitoring.stats import MonitorStats
+from loadwise.monitoring.watch_hook import ENV_DIR, ENV_INTERVAL
 
-STARTUP = Path(__file__).resolve().parent.parent / "monitor" / "_startup"
+STARTUP = Path(__file__).resolve().parent.parent / "monitoring" / "_startup"
 
 
 def add_parser(commands: Any) -> None:

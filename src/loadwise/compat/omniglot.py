@@ -29,7 +29,7 @@ from loadwise.errors import ConfigError, SampleIndexError, SourceError
 from loadwise.format.codecs import decode_image
 from loadwise.format.prepare import image_size_hw
 from loadwise.format.spec import MANIFEST_NAME
-from loadwise.monitor.memory import process_memory
+from loadwise.monitoring.memory import process_memory
 from loadwise.sampling.episodes import (
     ClassGroups,
     EpisodeSpec,

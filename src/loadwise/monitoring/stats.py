@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from loadwise.monitor.clock import EpochSpan, Record
-from loadwise.monitor.diagnose import diagnose
-from loadwise.monitor.sampler import ProcessUse, ResourceSample
+from loadwise.monitoring.clock import EpochSpan, Record
+from loadwise.monitoring.diagnose import diagnose
+from loadwise.monitoring.sampler import ProcessUse, ResourceSample
 
 _SLACK = 1.0  # seconds after an epoch's last batch whose memory samples still count for it
 

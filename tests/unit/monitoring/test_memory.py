@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from loadwise.errors import ConfigError
-from loadwise.monitor import PeakMemory, TreeMemory, process_memory
+from loadwise.monitoring import PeakMemory, TreeMemory, process_memory
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc/<pid>/smaps_rollup"
@@ -165,11 +165,9 @@ def test_interval_and_max_cpu_are_checked() -> None:
 
 
 def test_public_names() -> None:
-    import sys
+    import loadwise.monitoring
 
-    from loadwise import monitor as package  # noqa: F401 - the top-level name is the function
-
-    assert sys.modules["loadwise.monitor"].__all__ == [
+    assert loadwise.monitoring.__all__ == [
         "EpochSummary",
         "Monitor",
         "MonitorStats",

@@ -12,7 +12,7 @@ import pytest
 
 import loadwise
 from loadwise.errors import WorkerError
-from loadwise.loader.faults import worker_failure
+from loadwise.loading.faults import worker_failure
 
 
 @dataclass

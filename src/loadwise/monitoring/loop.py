@@ -15,9 +15,9 @@ from types import TracebackType
 from typing import Any
 
 from loadwise.errors import ConfigError
-from loadwise.monitor.clock import BatchClock, now
-from loadwise.monitor.sampler import ResourceSampler
-from loadwise.monitor.stats import MonitorStats, summarize
+from loadwise.monitoring.clock import BatchClock, now
+from loadwise.monitoring.sampler import ResourceSampler
+from loadwise.monitoring.stats import MonitorStats, summarize
 
 
 class Monitor:

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loadwise.monitor.clock import BatchClock, now
-from loadwise.monitor.loop import worker_pids
-from loadwise.monitor.sampler import ResourceSampler
-from loadwise.monitor.stats import summarize
+from loadwise.monitoring.clock import BatchClock, now
+from loadwise.monitoring.loop import worker_pids
+from loadwise.monitoring.sampler import ResourceSampler
+from loadwise.monitoring.stats import summarize
 
 ENV_DIR, ENV_INTERVAL = "LOADWISE_WATCH_DIR", "LOADWISE_WATCH_INTERVAL"
 _session: Session | None = None

@@ -9,8 +9,8 @@ import pytest
 
 import loadwise
 from loadwise.errors import ConfigError
-from loadwise.loader import autotune
-from loadwise.loader.config import DataLoaderConfig
+from loadwise.loading import autotune
+from loadwise.loading.config import DataLoaderConfig
 
 FEW = [{"num_workers": 0, "memory_efficient": True}, {"num_workers": 0, "memory_efficient": False}]
 

@@ -24,7 +24,7 @@ import torch
 from loadwise._version import __version__
 from loadwise.bench.measure import measure
 from loadwise.errors import ConfigError
-from loadwise.loader.config import DataLoaderConfig
+from loadwise.loading.config import DataLoaderConfig
 
 log = logging.getLogger("loadwise")
 
@@ -72,7 +72,7 @@ def tune(
     base: DataLoaderConfig | None = None,
 ) -> list[TuneResult]:
     """Measure each candidate for about ``seconds``; results ranked fastest first."""
-    from loadwise.loader.build import loader  # build imports config; avoid a cycle at import
+    from loadwise.loading.build import loader  # build imports config; avoid a cycle at import
 
     if not seconds > 0:
         raise ConfigError(f"`seconds` must be positive. Found: {seconds!r}.")

@@ -2,7 +2,7 @@
 
 Stdlib only, and nothing is imported early: when ``torch.utils.data.dataloader`` is first
 imported, ``DataLoader.__iter__`` is wrapped so each epoch is timed by
-``loadwise.monitor.watch_hook`` (imported at the first iteration, when torch is loaded
+``loadwise.monitoring.watch_hook`` (imported at the first iteration, when torch is loaded
 anyway). Another ``sitecustomize`` further along ``sys.path`` still runs after this one.
 """
 
@@ -22,7 +22,7 @@ def _patch(module: Any) -> None:
     original = module.DataLoader.__iter__
 
     def __iter__(self: Any) -> Any:
-        from loadwise.monitor.watch_hook import session
+        from loadwise.monitoring.watch_hook import session
 
         return session().iterate(self, original)
 

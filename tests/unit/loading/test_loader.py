@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 import loadwise
 from loadwise.errors import ConfigError
-from loadwise.loader import DataLoaderConfig
+from loadwise.loading import DataLoaderConfig
 
 
 class Squares(Dataset):

@@ -8,7 +8,7 @@ import pytest
 
 import loadwise
 from loadwise.errors import ConfigError
-from loadwise.loader import autotune
+from loadwise.loading import autotune
 
 
 def test_auto_config_measures_once_then_reads_the_cache(

@@ -18,12 +18,12 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from loadwise.access.budget import eager_budget
 from loadwise.errors import ConfigError, ModeError, ResumeError
-from loadwise.loader.autotune import tuned_config
-from loadwise.loader.config import DataLoaderConfig
-from loadwise.loader.faults import DeferredWorkerDeath, worker_failure
-from loadwise.loader.state import LoaderState
-from loadwise.monitor.loop import Monitor
-from loadwise.monitor.stats import EpochSummary
+from loadwise.loading.autotune import tuned_config
+from loadwise.loading.config import DataLoaderConfig
+from loadwise.loading.faults import DeferredWorkerDeath, worker_failure
+from loadwise.loading.state import LoaderState
+from loadwise.monitoring.loop import Monitor
+from loadwise.monitoring.stats import EpochSummary
 from loadwise.sampling.order import batches, epoch_order, partition
 from loadwise.sampling.ranks import distributed_rank
 

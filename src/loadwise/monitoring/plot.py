@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from loadwise.errors import MissingExtraError
-from loadwise.monitor.stats import MonitorStats
+from loadwise.monitoring.stats import MonitorStats
 
 _BINS, _PER_BIN = 60, 8  # at most 60 time bins, about 8 batches per bin on short runs
 MiB = 2**20

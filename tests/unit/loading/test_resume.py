@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 import loadwise
 from loadwise.errors import ResumeError
-from loadwise.loader import DataLoaderConfig
-from loadwise.loader.build import EpochBatchSampler
+from loadwise.loading import DataLoaderConfig
+from loadwise.loading.build import EpochBatchSampler
 from loadwise.sampling.order import epoch_order
 
 

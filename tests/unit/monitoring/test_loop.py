@@ -14,9 +14,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-import loadwise.monitor
+import loadwise.monitoring
 from loadwise.errors import ConfigError
-from loadwise.monitor import Monitor, process_memory, report
+from loadwise.monitoring import Monitor, process_memory, report
 
 MiB = 2**20
 needs_proc = pytest.mark.skipif(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import psutil
 
 from loadwise.errors import ConfigError
-from loadwise.monitor.memory import ProcessMemory, TreeMemory, process_memory
+from loadwise.monitoring.memory import ProcessMemory, TreeMemory, process_memory
 
 
 @dataclass(frozen=True)

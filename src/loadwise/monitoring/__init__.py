@@ -1,17 +1,17 @@
 """Monitors: what a loading pipeline costs while it runs, and reports of it.
 
-``loadwise.monitor(loader)`` (the function; the package is ``loadwise.monitor`` only to
-``import``, as with ``loadwise.loader``) wraps any loader: per batch it times
+``loadwise.monitor(loader)`` (the function, defined in ``monitoring.loop``) wraps any
+loader: per batch it times
 the wait for data and the step between batches; a thread samples memory and CPU of the main
 process and every worker. ``stats()`` gives a frozen ``MonitorStats`` with a diagnosis;
 ``report`` renders it as a table, JSON or PNG. ``PeakMemory``/``process_memory`` measure
 memory alone.
 """
 
-from loadwise.monitor import report
-from loadwise.monitor.loop import Monitor, monitor
-from loadwise.monitor.memory import PeakMemory, ProcessMemory, TreeMemory, process_memory
-from loadwise.monitor.stats import EpochSummary, MonitorStats, ProcessSummary
+from loadwise.monitoring import report
+from loadwise.monitoring.loop import Monitor, monitor
+from loadwise.monitoring.memory import PeakMemory, ProcessMemory, TreeMemory, process_memory
+from loadwise.monitoring.stats import EpochSummary, MonitorStats, ProcessSummary
 
 __all__ = [
     "EpochSummary",

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from loadwise.cli.render import human_bytes, table
-from loadwise.monitor.stats import MonitorStats
+from loadwise.monitoring.stats import MonitorStats
 
 
 def text(stats: MonitorStats, title: str | None = None) -> str:
@@ -92,7 +92,7 @@ def read_json(path: str | Path) -> MonitorStats:
 
 def write_png(stats: MonitorStats, path: str | Path, title: str | None = None) -> Path:
     """Throughput, data wait and memory per process over time, as one PNG (``plot`` extra)."""
-    from loadwise.monitor.plot import draw
+    from loadwise.monitoring.plot import draw
 
     return draw(stats, Path(path), title)
 
