@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from loadwise import stages
 from loadwise.access.decode import decode_images
 from loadwise.errors import LoadwiseError, SampleIndexError
 from loadwise.format.blocks import BlockVerifier
@@ -63,9 +64,10 @@ class PackedBase:
         """A whole batch as ``{field: tensor or list}`` plus ``index``, one gather per field."""
         idx = self._checked(indices)
         storage = self._storage or self.storage()
-        if self._blocks is not None:
-            self._blocks.require(idx)
-        batch = {spec.name: field_batch(spec, storage, idx) for spec in self.fields}
+        with stages.span("gather"):  # per-stage timings, only while monitoring (stages.py)
+            if self._blocks is not None:
+                self._blocks.require(idx)
+            batch = {spec.name: field_batch(spec, storage, idx) for spec in self.fields}
         batch["index"] = torch.from_numpy(idx)
         return batch
 
@@ -152,4 +154,5 @@ def field_batch(spec: FieldSpec, storage: Storage, idx: np.ndarray) -> Any:
         return [b.decode("utf-8") for b in raw]
     if spec.codec != "image":
         return raw
-    return decode_images(spec, raw, idx)
+    with stages.span("decode"):  # counted as decode, not gather (stages.py)
+        return decode_images(spec, raw, idx)
