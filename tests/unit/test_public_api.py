@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 import loadwise
 
 
@@ -43,3 +47,15 @@ def test_every_error_is_a_loadwise_error() -> None:
     classes = [v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, Exception)]
     assert len(classes) >= 9
     assert all(issubclass(c, loadwise.LoadwiseError) for c in classes)
+
+
+def test_one_cache_folder_for_packed_folders_and_tune_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loadwise.cache_dir import CACHE_ENV, cache_dir
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    assert cache_dir("tune", "x.json") == tmp_path / "tune" / "x.json"
+    monkeypatch.delenv(CACHE_ENV)
+    assert cache_dir() == Path.home() / ".cache" / "loadwise"
+

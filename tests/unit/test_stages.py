@@ -12,6 +12,7 @@ from loadwise import stages
 
 @pytest.fixture(autouse=True)
 def switched_off() -> Iterator[None]:
+    stages.enable(False)  # as a process starts (a monitored loader may have run before)
     yield
     stages.enable(False)
 

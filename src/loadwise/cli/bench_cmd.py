@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from loadwise.bench.measure import Measurement
 from loadwise.bench.modes import MODES, bench_modes
-from loadwise.cli.render import human_bytes, table
+from loadwise.monitoring.measure import Measurement
+from loadwise.render import human_bytes, table
 
 
 def add_parser(commands: Any) -> None:

@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from loadwise.access.auto import choose_mode
-from loadwise.cli.render import human_bytes, table
 from loadwise.format.reader import read_manifest
+from loadwise.render import human_bytes, table
 
 
 def add_parser(commands: Any) -> None:

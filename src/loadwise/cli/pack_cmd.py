@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from loadwise.cli.render import human_bytes
 from loadwise.format.pack import DEFAULT_SHARD_BYTES, ON_ERROR, pack
+from loadwise.render import human_bytes
 from loadwise.sources import LAYOUTS, folder_source
 
 

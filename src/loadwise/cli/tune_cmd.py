@@ -9,8 +9,8 @@ import argparse
 from typing import Any
 
 from loadwise.access.auto import open_dataset
-from loadwise.cli.render import table
 from loadwise.loading.autotune import cache_path, save_result, tune
+from loadwise.render import table
 
 
 def add_parser(commands: Any) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from loadwise.cli.render import human_bytes
 from loadwise.format.verify import verify
+from loadwise.render import human_bytes
 
 
 def add_parser(commands: Any) -> None:

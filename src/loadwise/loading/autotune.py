@@ -22,13 +22,14 @@ from typing import Any
 import torch
 
 from loadwise._version import __version__
-from loadwise.bench.measure import measure
+from loadwise.cache_dir import cache_dir
 from loadwise.errors import ConfigError
+from loadwise.loading.build import Loader
 from loadwise.loading.config import DataLoaderConfig
+from loadwise.monitoring.measure import measure
 
 log = logging.getLogger("loadwise")
 
-CACHE_ENV = "LOADWISE_CACHE"
 #: The options a tune decides; everything else comes from the base config.
 TUNED = ("num_workers", "prefetch_factor", "pin_memory", "memory_efficient")
 
@@ -72,15 +73,13 @@ def tune(
     base: DataLoaderConfig | None = None,
 ) -> list[TuneResult]:
     """Measure each candidate for about ``seconds``; results ranked fastest first."""
-    from loadwise.loading.build import loader  # build imports config; avoid a cycle at import
-
     if not seconds > 0:
         raise ConfigError(f"`seconds` must be positive. Found: {seconds!r}.")
     base = (base or DataLoaderConfig()).with_options(batch_size=batch_size)
     results = []
     for options in candidates if candidates is not None else globals()["candidates"]():
         config = base.with_options(**options)
-        run = loader(dataset, config=config)
+        run = Loader(dataset, config)
         m = measure("tune", run, epochs=2, max_seconds=seconds / 2, memory=False)
         results.append(TuneResult(dict(options), m.rates[-1], m.first_batch_seconds))
         log.info("tune: %s -> %.0f samples/s", results[-1].describe(), m.rates[-1])
@@ -123,8 +122,7 @@ def cache_path(dataset: Any, batch_size: int) -> Path | None:
     mode = getattr(dataset, "mode", "?")
     fields_ = ",".join(f.name for f in getattr(dataset, "fields", ()))
     digest.update(f"{machine_fingerprint()}|{mode}|{fields_}|{batch_size}".encode())
-    folder = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "loadwise") / "tune"
-    return folder.expanduser() / f"{digest.hexdigest()[:32]}.json"
+    return cache_dir("tune", f"{digest.hexdigest()[:32]}.json")
 
 
 def machine_fingerprint() -> str:

@@ -1,96 +1,40 @@
-"""``loader``: a ``torch.utils.data.DataLoader`` that fetches whole batches and knows its epoch.
+"""``Loader``: a ``torch.utils.data.DataLoader`` that fetches whole batches and knows its epoch.
 
-For packed datasets the sampler yields one index array per batch and each worker answers
-it with ``get_batch`` (one gather per field); any other dataset gets the ordinary per-sample
-path with the same seeded order. Batches can be moved to a device on the way out.
+For datasets with ``get_batch`` the sampler yields one index array per batch and whoever
+makes the batch (a worker, or this process with 0 workers) answers it with one gather per
+field (``batches.py``); any other dataset gets the ordinary per-sample path with the same
+seeded order. Batches can be moved to a device on the way out (``deliver.py``).
+``loadwise.loader()`` (``entry.py``) builds one from arguments and a config.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Iterator
-from typing import Any, Literal, NoReturn
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+from torch.utils.data import DataLoader, IterableDataset, Sampler
 
 from loadwise.access.budget import eager_budget
-from loadwise.errors import ConfigError, ModeError, ResumeError
-from loadwise.loading.autotune import tuned_config
+from loadwise.errors import ModeError, ResumeError
+from loadwise.loading.batches import BatchView, CollateThen, made_here
 from loadwise.loading.config import DataLoaderConfig
+from loadwise.loading.deliver import on_device, unpacked
 from loadwise.loading.faults import DeferredWorkerDeath, worker_failure
+from loadwise.loading.sampler import EpochBatchSampler, ListBatches, OrderFn
 from loadwise.loading.state import LoaderState
 from loadwise.monitoring.loop import Monitor
 from loadwise.monitoring.stats import EpochSummary
-from loadwise.sampling.order import batches, epoch_order, partition
+from loadwise.sampling.order import epoch_order
 from loadwise.sampling.ranks import distributed_rank
+from loadwise.torch_private import forget_iterator, live_iterator, shutdown_workers
 
 log = logging.getLogger("loadwise")
 
-OrderFn = Callable[[int], np.ndarray]
-
-
-class EpochBatchSampler(Sampler[np.ndarray]):
-    """Index batches of one epoch: ``order(epoch)``, this rank's share, cut into batches.
-
-    ``set_epoch(epoch, start)`` skips the first ``start`` samples of the share (a resume);
-    the batches of the running epoch are kept in ``current`` to name them in errors.
-    """
-
-    def __init__(
-        self,
-        order: OrderFn,
-        num_samples: int,
-        batch_size: int,
-        drop_last: bool,
-        rank: int = 0,
-        world: int = 1,
-        pad_ranks: bool = True,
-    ) -> None:
-        self._order, self.num_samples = order, num_samples
-        self.batch_size, self.drop_last = batch_size, drop_last
-        self.rank, self.world, self.pad_ranks = rank, world, pad_ranks
-        self.epoch, self.start = 0, 0
-        self.current: list[np.ndarray] = []
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = epoch, start
-
-    @property
-    def share(self) -> int:
-        """Samples in this rank's share of an epoch (equal on every rank)."""
-        if self.pad_ranks:
-            return math.ceil(self.num_samples / self.world)
-        return self.num_samples // self.world
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        order = self._order(self.epoch)
-        mine = partition(order, self.rank, self.world, drop_last=not self.pad_ranks)
-        self.current = batches(mine[self.start :], self.batch_size, self.drop_last)
-        yield from self.current
-
-    def __len__(self) -> int:
-        n = max(self.share - self.start, 0)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-
-
-class _BatchesOf(Dataset):
-    """Map-style view whose items are whole batches: ``view[indices] = get_batch(indices)``."""
-
-    def __init__(self, dataset: Any) -> None:
-        self.dataset = dataset
-
-    def __getitem__(self, indices: np.ndarray) -> Any:
-        return self.dataset.get_batch(indices)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
 
 def _whole_batch(batch: Any) -> Any:
-    """The batch is already collated by ``get_batch``."""
+    """The batch is already collated where it was made."""
     return batch
 
 
@@ -110,6 +54,7 @@ class Loader:
         #: With ``enable_monitoring`` or ``log_loading_stats``: wait vs step, memory, CPU.
         self.monitor = Monitor() if config.enable_monitoring or config.log_loading_stats else None
         self.sampler = self._sampler()
+        self.view: BatchView  # what makes each batch (in workers, or here with 0 workers)
         self.dataloader = self._dataloader()
 
     def set_epoch(self, epoch: int) -> None:
@@ -130,9 +75,7 @@ class Loader:
         if isinstance(self.sampler, EpochBatchSampler):
             self.sampler.set_epoch(self.epoch, self._position)
         self._running = True
-        batches_iter = self._delivered()
-        if self.config.device is not None:
-            batches_iter = (self._to_device(b) for b in batches_iter)
+        batches_iter = self._shipped(self._delivered())
         if self.monitor is not None:
             batches_iter = self.monitor.track(batches_iter, source=self)
         yield from batches_iter
@@ -178,7 +121,7 @@ class Loader:
         also while persistent workers restart for a new epoch (inside ``iter``)."""
         sampler = self.sampler if isinstance(self.sampler, EpochBatchSampler) else None
         if sampler is not None and self._is_direct():  # no workers: nothing can die
-            yield from self._counted(_direct(self.dataset, sampler), sampler)
+            yield from self._counted(made_here(self.view, sampler), sampler)
             return
         workers: Any = None  # torch's iterator: its workers and the tasks they hold
         iterator: Iterator[Any] | None = None
@@ -195,7 +138,7 @@ class Loader:
                 return
             except (RuntimeError, ConnectionError, EOFError) as exc:
                 # a death inside ``iter`` (persistent workers restarting): torch kept the iterator
-                workers = workers or getattr(self.dataloader, "_iterator", None)
+                workers = workers or live_iterator(self.dataloader)
                 self._raise_worker_failure(exc, workers, sampler)
             yield batch
 
@@ -208,10 +151,8 @@ class Loader:
         failure = worker_failure(exc, workers, known, self.epoch, self._position)
         if failure is None:
             raise exc
-        shutdown = getattr(workers, "_shutdown_workers", None)
-        if callable(shutdown):
-            shutdown()
-            self.dataloader._iterator = None  # the next epoch starts fresh workers
+        if shutdown_workers(workers):
+            forget_iterator(self.dataloader)  # the next epoch starts fresh workers
         DeferredWorkerDeath.take()  # the same death, if its signal came first: reported now
         raise failure from exc
 
@@ -279,46 +220,36 @@ class Loader:
             "generator": torch.Generator().manual_seed(cfg.generator_seed),
             "timeout": cfg.timeout if cfg.num_workers > 0 else 0,
         }
+        # the batch transform runs where the batch is made, unless it runs on the device
+        transform = cfg.batch_transform if cfg.device is None else None
+        timed = self.monitor is not None
+        self.view = BatchView(self.dataset, cfg.collate_fn, transform, timed)
         if _batched(self.dataset, cfg):
-            view = _BatchesOf(self.dataset)
-            return DataLoader(view, batch_size=None, sampler=self.sampler,
+            return DataLoader(self.view, batch_size=None, sampler=self.sampler,
                               collate_fn=_whole_batch, **common)  # fmt: skip
+        collate = cfg.collate_fn
+        if transform is not None or timed:
+            collate = CollateThen(cfg.collate_fn, transform, timed)
         if isinstance(self.dataset, IterableDataset) or cfg.custom_sampler is not None:
             return DataLoader(
                 self.dataset, batch_size=cfg.batch_size, sampler=self.sampler,
-                drop_last=cfg.drop_last, collate_fn=cfg.collate_fn, **common,
+                drop_last=cfg.drop_last, collate_fn=collate, **common,
             )  # fmt: skip
         batch_sampler = self.sampler
         if isinstance(batch_sampler, EpochBatchSampler):
-            batch_sampler = _ListBatches(batch_sampler)
+            batch_sampler = ListBatches(batch_sampler)
         return DataLoader(self.dataset, batch_sampler=batch_sampler,
-                          collate_fn=cfg.collate_fn, **common)  # fmt: skip
+                          collate_fn=collate, **common)  # fmt: skip
 
-    def _to_device(self, batch: Any) -> Any:
-        if self.config.device is None:
-            return batch
-        return _move(batch, torch.device(self.config.device), self.config.non_blocking)
-
-
-def _direct(dataset: Any, sampler: EpochBatchSampler) -> Iterator[Any]:
-    """``get_batch`` of each index batch, in this process."""
-    get_batch = dataset.get_batch
-    for indices in sampler:
-        yield get_batch(indices)
-
-
-class _ListBatches(Sampler[list[int]]):
-    """Our index-array batches as the lists of ints a per-sample DataLoader expects."""
-
-    def __init__(self, inner: EpochBatchSampler) -> None:
-        self.inner = inner
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for batch in self.inner:
-            yield batch.tolist()
-
-    def __len__(self) -> int:
-        return len(self.inner)
+    def _shipped(self, items: Iterator[Any]) -> Iterator[Any]:
+        """Batches as users get them: stage times taken off (monitored), on the device."""
+        cfg, monitor = self.config, self.monitor
+        add = monitor.stages.add if monitor is not None else None
+        batches = unpacked(items, add) if add is not None else items
+        if cfg.device is None:
+            return batches
+        device = torch.device(cfg.device)
+        return on_device(batches, device, cfg.non_blocking, cfg.batch_transform, add)
 
 
 def _log_epoch(epoch: EpochSummary) -> None:
@@ -343,61 +274,11 @@ def _check_memory(dataset: Any, max_memory_usage: float | None) -> None:
 
 
 def _batched(dataset: Any, cfg: DataLoaderConfig) -> bool:
-    """Whole-batch fetch: a dataset with ``get_batch``, no custom collate or sampler."""
+    """Whole-batch fetch: a dataset with ``get_batch`` and no custom sampler (a custom
+    collate gets the samples of one ``__getitems__`` call)."""
     return (
         cfg.memory_efficient
         and callable(getattr(dataset, "get_batch", None))
-        and cfg.collate_fn is None
         and cfg.custom_sampler is None
         and cfg.custom_batch_sampler is None
     )
-
-
-def _move(value: Any, device: torch.device, non_blocking: bool) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=non_blocking)
-    if isinstance(value, dict):
-        return {k: _move(v, device, non_blocking) for k, v in value.items()}
-    if isinstance(value, list | tuple) and value and isinstance(value[0], torch.Tensor):
-        return type(value)(_move(v, device, non_blocking) for v in value)
-    return value
-
-
-def _batch_len(batch: Any) -> int:
-    if isinstance(batch, dict):
-        batch = next(iter(batch.values()), [])
-    if isinstance(batch, list | tuple) and batch and isinstance(batch[0], torch.Tensor):
-        batch = batch[0]
-    return len(batch) if hasattr(batch, "__len__") else 1
-
-
-def loader(
-    dataset: Any,
-    batch_size: int | None = None,
-    *,
-    shuffle: bool | None = None,
-    seed: int | None = None,
-    num_workers: int | None = None,
-    drop_last: bool | None = None,
-    device: str | None = None,
-    config: DataLoaderConfig | Literal["auto"] | None = None,
-) -> Loader:
-    """Batches of ``dataset`` in a seeded order; arguments given override ``config``.
-
-    ``seed`` is ``config.generator_seed``; everything else ``DataLoaderConfig`` holds
-    (pinning, prefetch, custom samplers, monitoring) is set through ``config``.
-    ``config="auto"`` measures candidate settings (workers, prefetch, batched fetch) on this
-    dataset for a few seconds and uses the fastest: what ``loadwise tune`` prints, cached per
-    dataset, batch size and machine, so later runs start at once.
-    """
-    given = {
-        "batch_size": batch_size, "shuffle": shuffle, "generator_seed": seed,
-        "num_workers": num_workers, "drop_last": drop_last, "device": device,
-    }  # fmt: skip
-    if config == "auto":
-        base = tuned_config(dataset, batch_size or DataLoaderConfig.batch_size)
-    elif isinstance(config, str):
-        raise ConfigError(f"`config` is a DataLoaderConfig, None or 'auto'. Found: {config!r}.")
-    else:
-        base = config or DataLoaderConfig()
-    return Loader(dataset, base.with_options(**{k: v for k, v in given.items() if v is not None}))

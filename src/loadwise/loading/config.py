@@ -26,6 +26,10 @@ class DataLoaderConfig:
     ``timeout`` (seconds, 0 = none) bounds the wait for one batch from a worker.
     ``max_memory_usage`` (a fraction of available memory, None = no check) refuses an
     eager dataset whose data exceeds that share of the memory there was before it loaded.
+    ``collate_fn`` receives the samples of one batch, fetched with one ``__getitems__`` call
+    where the dataset has ``get_batch`` (one gather), else one ``__getitem__`` each.
+    ``batch_transform`` (``batch -> batch``) runs once per gathered batch: where it is made
+    (a worker, or the main process with 0 workers), or on ``device`` after the move.
     ``pad_ranks``: with ``torch.distributed``, ranks get equal shares by repeating the first
     samples of the epoch (default) or, when False, by dropping the last few.
     """
@@ -50,6 +54,7 @@ class DataLoaderConfig:
     max_memory_usage: float | None = None
     timeout: float = 0.0
     pad_ranks: bool = True
+    batch_transform: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         _at_least("batch_size", self.batch_size, 1)

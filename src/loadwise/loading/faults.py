@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from loadwise.errors import WorkerError
+from loadwise.torch_private import awaited_batch, tasks_in_flight, worker_processes
 
 _DIED = re.compile(r"DataLoader worker \(pids?(?:\(s\))? ([\d, ]+)\)")
 _SHOWN = 8
@@ -36,7 +37,7 @@ def worker_failure(
     text = str(exc)
     died = _DIED.search(text) if isinstance(exc, RuntimeError) else None
     timed_out = isinstance(exc, RuntimeError) and "timed out" in text
-    procs = list(getattr(iterator, "_workers", []))
+    procs = worker_processes(iterator)
     broken = isinstance(exc, ConnectionError | EOFError) and bool(procs)
     if died is None and not timed_out and not broken:
         return None
@@ -57,23 +58,22 @@ def worker_failure(
     return WorkerError(
         f"DataLoader {who} {what} in epoch {epoch} after {position} samples were delivered; "
         f"batches in flight: {lost}. Resume from your last `state_dict()` checkpoint; if it "
-        f"recurs at the same samples, check them (or give the workers more memory or time)."
+        f"recurs at the same samples, check them (or give the workers more memory or time).",
+        worker=ids[0] if ids else None,
+        pid=(workers[ids[0]] if ids else pids[0]) if ids or pids else None,
+        batches=tuple(np.asarray(batches[k]) for k in pending if 0 <= k < len(batches)),
+        epoch=epoch,
     )
 
 
 def _pending(iterator: Any, worker_ids: list[int]) -> list[int]:
     """Batch numbers sent to these workers (or awaited, if none known) and not received."""
-    tasks: dict[int, tuple[Any, ...]] = dict(getattr(iterator, "_task_info", {}) or {})
-    waiting = [k for k, info in tasks.items() if len(info) == 1]
-    mine = [k for k in waiting if worker_ids and _worker_of(tasks[k]) in worker_ids]
+    tasks = tasks_in_flight(iterator)
+    mine = [k for k, worker in tasks.items() if worker_ids and worker in worker_ids]
     if mine:
         return sorted(mine)
-    awaited = getattr(iterator, "_rcvd_idx", None)
-    return [awaited] if isinstance(awaited, int) and awaited in tasks else sorted(waiting)[:1]
-
-
-def _worker_of(info: tuple[Any, ...]) -> int:
-    return int(info[0])
+    awaited = awaited_batch(iterator)
+    return [awaited] if awaited is not None else sorted(tasks)[:1]
 
 
 def _describe(number: int, batches: Sequence[np.ndarray]) -> str:

@@ -17,6 +17,11 @@ from typing import Any
 #: (asked, arrived, samples, bytes) of one batch; times are ``time.perf_counter()`` seconds.
 Record = tuple[float, float, int, int]
 
+#: A batch's stages in order: the main process waiting for it (``fetch``), reading and
+#: decoding it wherever it is made (``gather``, ``decode``), the batch transform, the move
+#: to the device (``transfer``).
+STAGES = ("fetch", "gather", "decode", "transform", "transfer")
+
 
 @dataclass(frozen=True)
 class EpochSpan:
@@ -43,7 +48,7 @@ class BatchClock:
     to ``start_epoch`` (workers are still alive then), else when the epoch ends.
     """
 
-    def __init__(self, on_last_batch: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_last_batch: Callable[[], object] | None = None) -> None:
         self.records: list[Record] = []
         self.epochs: list[EpochSpan] = []
         self.on_last_batch = on_last_batch
@@ -110,6 +115,26 @@ class BatchClock:
             ended = self.records[stop - 1][1] if stop > first else started
             spans.append(EpochSpan(epoch, first, stop, started, ended if now is None else now))
         return spans
+
+
+class StageClock:
+    """Seconds each batch spent in each stage, as a monitored loader reports them."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        """One batch's ``seconds`` in ``stage`` (one list append)."""
+        found = self.seconds.get(stage)
+        if found is None:
+            found = self.seconds[stage] = []
+        found.append(seconds)
+
+    def snapshot(self) -> dict[str, list[float]]:
+        """A copy, in ``STAGES`` order (then any other stage), safe to read while it runs."""
+        order = [s for s in STAGES if s in self.seconds]
+        order += sorted(set(self.seconds) - set(STAGES))
+        return {stage: list(self.seconds[stage]) for stage in order}
 
 
 def batch_size_of(batch: Any) -> tuple[int, int]:

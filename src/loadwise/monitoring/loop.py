@@ -14,8 +14,9 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
+from loadwise import torch_private as private
 from loadwise.errors import ConfigError
-from loadwise.monitoring.clock import BatchClock, now
+from loadwise.monitoring.clock import BatchClock, StageClock, now
 from loadwise.monitoring.sampler import ResourceSampler
 from loadwise.monitoring.stats import MonitorStats, summarize
 
@@ -43,7 +44,11 @@ class Monitor:
     ) -> None:
         self.loader = loader
         self.sampler = ResourceSampler(interval=interval, max_cpu=max_cpu)
-        self.clock = BatchClock(on_last_batch=self._snapshot)
+        # the sampler's method, not one of ours: no Monitor <-> clock cycle, so a dropped
+        # monitor frees its loader (and stops persistent workers) at once, not at the next GC
+        self.clock = BatchClock(on_last_batch=self.sampler.sample)
+        #: Per-stage seconds of each batch; a monitored loadwise loader fills it.
+        self.stages = StageClock()
 
     def __iter__(self) -> Iterator[Any]:
         if self.loader is None:
@@ -95,6 +100,7 @@ class Monitor:
             self.clock.spans(),
             list(self.sampler.samples),
             mode=_mode(self.loader),
+            stages=self.stages.snapshot(),
         )
 
     def close(self) -> None:
@@ -116,9 +122,6 @@ class Monitor:
         """Memory before the first epoch (before any worker starts), outside timed spans."""
         if not self.sampler.samples:
             self.sampler.sample()
-
-    def _snapshot(self) -> None:
-        self.sampler.sample()  # here, not in the thread: the workers are surely still alive
 
     def _found_workers(self, source: Any, iterator: Any) -> None:
         pids = worker_pids(iterator)
@@ -153,16 +156,13 @@ def worker_pids(obj: Any) -> list[int] | None:
     for candidate in (obj, getattr(obj, "dataloader", None), getattr(obj, "loader", None)):
         if candidate is None:
             continue
-        workers = getattr(candidate, "_workers", None)
-        if workers is None:
-            iterator = getattr(candidate, "_iterator", None)
-            workers = getattr(iterator, "_workers", None)
-        if workers is None and candidate is not obj:
-            found = worker_pids(getattr(candidate, "dataloader", None))
-            if found is not None:
-                return found
-        if workers:
-            return [int(w.pid) for w in workers if getattr(w, "pid", None) is not None]
+        pids = private.worker_pids(candidate)
+        if pids is None:
+            pids = private.worker_pids(private.live_iterator(candidate))
+        if pids is None and candidate is not obj:
+            pids = worker_pids(getattr(candidate, "dataloader", None))
+        if pids is not None:
+            return pids
     return None
 
 

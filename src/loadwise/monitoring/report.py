@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from loadwise.cli.render import human_bytes, table
 from loadwise.monitoring.stats import MonitorStats
+from loadwise.render import human_bytes, table
 
 
 def text(stats: MonitorStats, title: str | None = None) -> str:
-    """Summary lines, one row per epoch, one row per process, then the diagnosis."""
+    """Summary lines, one row per epoch, per stage (if timed), per process, then the diagnosis."""
     p = stats.wait_percentiles
     lines = [title] if title else []
     lines += [
@@ -53,10 +53,22 @@ def text(stats: MonitorStats, title: str | None = None) -> str:
             ],
         ),  # fmt: skip
     ]
+    if stats.stages:
+        lines += ["", _stage_table(stats)]
     if stats.processes:
         lines += ["", _process_table(stats)]
     lines += ["", f"diagnosis: {stats.diagnosis}"]
     return "\n".join(lines)
+
+
+def _stage_table(stats: MonitorStats) -> str:
+    rows = [[name, _ms(p.p50), _ms(p.p90), _ms(p.p99), _ms(p.max)]
+            for name, p in stats.stages.items()]  # fmt: skip
+    return (
+        "per batch, each stage (fetch: the main process waiting for the batch; gather and "
+        "decode: inside get_batch, in a worker or here; transform; transfer to the device):\n"
+        + table(["stage", "p50", "p90", "p99", "max"], rows)
+    )
 
 
 def _process_table(stats: MonitorStats) -> str:

@@ -9,7 +9,7 @@ its last batch); growth per epoch compares total PSS at the end of the first and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ _SLACK = 1.0  # seconds after an epoch's last batch whose memory samples still c
 
 @dataclass(frozen=True)
 class Percentiles:
-    """Seconds one ``next()`` took: median, 90th, 99th percentile and the longest."""
+    """Seconds (of one ``next()``, or one batch's stage): median, 90th, 99th percentile, max."""
 
     p50: float
     p90: float
@@ -93,7 +93,11 @@ class Timeline:
 
 @dataclass(frozen=True)
 class MonitorStats:
-    """Where a loop's time and memory went; ``diagnosis`` says it in one or two sentences."""
+    """Where a loop's time and memory went; ``diagnosis`` says it in one or two sentences.
+
+    ``stages`` holds per-batch percentiles of each stage a monitored loadwise loader timed
+    (``fetch``, ``gather``, ``decode``, ``transform``, ``transfer``; empty otherwise).
+    """
 
     batches: int
     samples: int
@@ -107,6 +111,7 @@ class MonitorStats:
     processes: tuple[ProcessSummary, ...]
     diagnosis: str
     timeline: Timeline
+    stages: dict[str, Percentiles] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -132,6 +137,7 @@ class MonitorStats:
         out["epochs"] = [asdict(e) for e in self.epochs]
         out["processes"] = [asdict(p) for p in self.processes]
         out["timeline"] = _timeline_dict(self.timeline)
+        out["stages"] = {name: asdict(p) for name, p in self.stages.items()}
         for name in ("seconds", "data_wait_fraction", "samples_per_second", "bytes_per_second"):
             out[name] = getattr(self, name)
         return out
@@ -139,7 +145,8 @@ class MonitorStats:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MonitorStats:
         """The inverse of ``to_dict`` (derived rates are recomputed, not read)."""
-        kept = {f.name: data[f.name] for f in fields(cls)}
+        kept = {f.name: data[f.name] for f in fields(cls) if f.name != "stages"}
+        kept["stages"] = {name: Percentiles(**p) for name, p in data.get("stages", {}).items()}
         kept["wait_percentiles"] = Percentiles(**data["wait_percentiles"])
         kept["epochs"] = tuple(EpochSummary(**e) for e in data["epochs"])
         kept["processes"] = tuple(
@@ -154,9 +161,11 @@ def summarize(
     spans: Sequence[EpochSpan],
     samples: Sequence[ResourceSample],
     mode: str | None = None,
+    stages: dict[str, list[float]] | None = None,
 ) -> MonitorStats:
     """Stats of the batches in ``spans`` and the memory samples taken during them;
-    ``mode`` (the dataset's access mode, if known) tailors the diagnosis."""
+    ``mode`` (the dataset's access mode, if known) tailors the diagnosis; ``stages`` are
+    per-batch seconds of each stage."""
     start = spans[0].started if spans else 0.0
     waits, steps, arrived, epochs, kept = [], [], [], [], []
     for span in spans:
@@ -194,6 +203,7 @@ def summarize(
         processes=processes,
         diagnosis=diagnose(len(chosen), fraction, processes, growth, peak, mode),
         timeline=timeline,
+        stages={name: _percentiles(seconds) for name, seconds in (stages or {}).items()},
     )  # fmt: skip
 
 

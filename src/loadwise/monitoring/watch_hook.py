@@ -1,7 +1,7 @@
 """The process side of ``loadwise watch``: time every DataLoader epoch, write a report at exit.
 
 ``sitecustomize`` (in ``_startup/``) routes ``DataLoader.__iter__`` here. Each DataLoader gets
-a ``BatchClock``; ``_BaseDataLoaderIter.__next__`` is wrapped once so iterators keep their
+a ``BatchClock``; torch's base iterator's ``__next__`` is wrapped once so iterators keep their
 type (code that inspects them still works) and each ``next()`` is timed. One sampler thread
 watches the process tree; it is paused while an iterator is created, so workers are never
 forked with it running. At exit, ``report-<pid>.json`` goes to ``$LOADWISE_WATCH_DIR``.
@@ -22,6 +22,7 @@ from loadwise.monitoring.clock import BatchClock, now
 from loadwise.monitoring.loop import worker_pids
 from loadwise.monitoring.sampler import ResourceSampler
 from loadwise.monitoring.stats import summarize
+from loadwise.torch_private import base_iterator_class
 
 ENV_DIR, ENV_INTERVAL = "LOADWISE_WATCH_DIR", "LOADWISE_WATCH_INTERVAL"
 _session: Session | None = None
@@ -108,9 +109,7 @@ def session() -> Session:
 
 def _patch_next() -> None:
     """Time ``next()`` of every DataLoader iterator that carries a clock."""
-    from torch.utils.data import dataloader
-
-    base = dataloader._BaseDataLoaderIter
+    base = base_iterator_class()
     if getattr(base.__next__, "_loadwise", False):
         return
     original = base.__next__
@@ -129,4 +128,4 @@ def _patch_next() -> None:
         return batch
 
     __next__._loadwise = True  # type: ignore[attr-defined]
-    base.__next__ = __next__  # type: ignore[method-assign]
+    base.__next__ = __next__

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import loadwise
+from loadwise.cache_dir import CACHE_ENV
 from loadwise.errors import ConfigError
 from loadwise.loading import autotune
 from loadwise.loading.config import DataLoaderConfig
@@ -23,7 +24,7 @@ def dataset(arrays_packed: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     return tmp_path / "cache"
 
 

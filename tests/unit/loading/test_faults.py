@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import loadwise
 from loadwise.errors import WorkerError
@@ -75,3 +78,38 @@ def test_a_worker_killed_between_epochs_is_a_worker_error(arrays_packed: Path) -
             pass
     assert not worker.is_alive() and not loader.dataloader._iterator  # the others were stopped
     assert sum(len(b["index"]) for b in loader) == 300  # a new epoch starts fresh workers
+
+
+class SlowBatches:
+    """Each batch takes 0.3 s, so a killed worker surely holds the batches sent to it."""
+
+    def __len__(self) -> int:
+        return 64
+
+    def get_batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        time.sleep(0.3)
+        return {"index": torch.as_tensor(np.asarray(indices))}
+
+
+def test_a_killed_worker_is_named_in_attributes_not_only_in_text() -> None:
+    loader = loadwise.loader(SlowBatches(), 8, shuffle=False, num_workers=2)
+    batches = iter(loader)
+    assert next(batches)["index"].tolist() == list(range(8))  # worker 0 now makes batches 2, 4
+    worker = loader.dataloader._iterator._workers[0]  # type: ignore[union-attr]
+    os.kill(worker.pid, signal.SIGKILL)
+    with pytest.raises(WorkerError) as caught:
+        for _ in batches:
+            pass
+    error = caught.value
+    assert (error.worker, error.pid, error.epoch) == (0, worker.pid, 0)
+    assert [b.tolist() for b in error.batches] == [list(range(16, 24)), list(range(32, 40))]
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.worker, again.pid, again.epoch, str(again)) == (0, worker.pid, 0, str(error))
+    assert [b.tolist() for b in again.batches] == [b.tolist() for b in error.batches]
+
+
+def test_an_unknown_worker_leaves_the_attributes_empty() -> None:
+    it = FakeIterator([FakeWorker(11, True)], {1: (0,)}, 1)
+    timed = worker_failure(RuntimeError("DataLoader timed out after 5 seconds"), it, BATCHES, 3, 4)
+    assert timed is not None and (timed.worker, timed.pid, timed.epoch) == (None, None, 3)
+    assert [b.tolist() for b in timed.batches] == [BATCHES[1].tolist()]

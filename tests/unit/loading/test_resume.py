@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import loadwise
 from loadwise.errors import ResumeError
 from loadwise.loading import DataLoaderConfig
-from loadwise.loading.build import EpochBatchSampler
+from loadwise.loading.sampler import EpochBatchSampler
 from loadwise.sampling.order import epoch_order
 
 

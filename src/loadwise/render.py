@@ -1,4 +1,4 @@
-"""Plain-text rendering for the CLI: byte sizes and aligned tables."""
+"""Plain-text rendering for the CLI and the monitor's reports: byte sizes and aligned tables."""
 
 from __future__ import annotations
 

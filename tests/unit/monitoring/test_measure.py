@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import torch
 
-from loadwise.bench.measure import Measurement, batch_size_of, measure
-from loadwise.bench.plot import draw_rates
 from loadwise.errors import ConfigError
+from loadwise.monitoring.measure import Measurement, batch_size_of, measure
 
 
 def _batches(n: int, size: int, pause: float = 0.0) -> Iterator[dict[str, torch.Tensor]]:
@@ -73,10 +71,3 @@ def test_batch_sizes_of_common_shapes() -> None:
 def test_epochs_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="epochs"):
         measure("bad", lambda: [], epochs=0)
-
-
-def test_plot_writes_a_png(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
-    out = draw_rates({"decoded": [("a", 10.0), ("b", 1000.0)]}, tmp_path / "r.png",
-                     limits={"decoded": 2000.0})  # fmt: skip
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
