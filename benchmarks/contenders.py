@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 import loadwise
 from benchmarks.data import decode_png, image_files
-from loadwise.loader.autotune import tuned_config
+from loadwise.loading.autotune import tuned_config
 from loadwise.sampling.order import batches, epoch_order
 
 BATCH, SEED, CROP = 64, 0, 224

@@ -147,7 +147,7 @@ def pack_seconds(folder: Path, rounds: int = 3) -> dict[str, float]:
 
 IDLE = """
 import json, sys, multiprocessing, torch, loadwise, benchmarks.contenders
-from loadwise.monitor.memory import process_memory
+from loadwise.monitoring.memory import process_memory
 workers, start = int(sys.argv[1]), sys.argv[2]
 if workers:  # a DataLoader serving nothing: what its processes cost by themselves
     loader = torch.utils.data.DataLoader(range(10_000), batch_size=64, num_workers=workers,

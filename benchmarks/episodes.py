@@ -49,7 +49,7 @@ from loadwise.compat.omniglot import (
     OmniglotTaskDataset,
     PrefetchedOmniglotDataset,
 )
-from loadwise.monitor import PeakMemory
+from loadwise.monitoring import PeakMemory
 from loadwise.sampling.episodes import episodes
 from loadwise.testing import make_omniglot_tree
 

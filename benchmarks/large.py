@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 import loadwise
-from loadwise.bench.measure import measure
+from loadwise.monitoring.measure import measure
 
 SAMPLES, SHAPE = 28_000, (3, 224, 224)
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import loadwise
-import loadwise.monitor
+import loadwise.monitoring
 
 N, SIDE, BATCH = 20_000, 105, 64
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.contenders import CONTENDERS, SPAWN_SUFFIX
-from loadwise.bench.measure import measure
+from loadwise.monitoring.measure import measure
 
 
 def main() -> int:

@@ -31,8 +31,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 import loadwise
-from loadwise.monitor import PeakMemory
-from loadwise.monitor import report as monitor_report
+from loadwise.monitoring import PeakMemory
+from loadwise.monitoring import report as monitor_report
 from loadwise.testing import make_omniglot_tree
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,28 +1,85 @@
-"""loadwise: keep PyTorch training fed. Pack once, open in the right mode, load in batches."""
+"""loadwise: keep PyTorch training fed. Pack once, open in the right mode, load in batches.
 
-from loadwise import sources
+``import loadwise`` does not import torch: each public name below is imported from its
+module the first time it is used (PEP 562 ``__getattr__``), so the command line and code
+that only reads errors or the version start at once. Subpackages are named apart from the
+public functions (``loading/`` serves ``loadwise.loader``, ``monitoring/`` serves
+``loadwise.monitor``), so importing a subpackage never rebinds a public name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from loadwise._version import __version__
-from loadwise.access import LoadingMode, choose_mode
-from loadwise.access import open_dataset as open
-from loadwise.compat import (
-    BaseDataset,
-    DataLoaderFactory,
-    DataLoaderPerformanceMonitor,
-    EfficientDataLoader,
-    ImageDataset,
-    MemoryEfficientDataset,
-    MemoryMonitor,
-    OmniglotDataset,
-    OmniglotTaskDataset,
-    PrefetchedOmniglotDataset,
-    create_dataloaders,
-)
 from loadwise.errors import LoadwiseError
-from loadwise.format.verify import VerifyReport, verify
-from loadwise.loader import DataLoaderConfig, Loader, loader
-from loadwise.monitor import monitor
-from loadwise.packing import PackReport, pack
-from loadwise.sampling.episodes import episodes
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from loadwise import sources
+    from loadwise.access.auto import LoadingMode, choose_mode
+    from loadwise.access.auto import open_dataset as open
+    from loadwise.compat.datasets import BaseDataset, ImageDataset, MemoryEfficientDataset
+    from loadwise.compat.loaders import DataLoaderFactory, EfficientDataLoader
+    from loadwise.compat.monitors import DataLoaderPerformanceMonitor, MemoryMonitor
+    from loadwise.compat.omniglot import (
+        OmniglotDataset,
+        OmniglotTaskDataset,
+        PrefetchedOmniglotDataset,
+    )
+    from loadwise.compat.splits import create_dataloaders
+    from loadwise.format.verify import VerifyReport, verify
+    from loadwise.loading.build import Loader
+    from loadwise.loading.config import DataLoaderConfig
+    from loadwise.loading.entry import loader
+    from loadwise.monitoring.loop import monitor
+    from loadwise.packing.pack import PackReport, pack
+    from loadwise.sampling.episodes import episodes
+
+#: Public name -> (module, attribute in it; None for the module itself), imported on first use.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "BaseDataset": ("loadwise.compat.datasets", "BaseDataset"),
+    "DataLoaderConfig": ("loadwise.loading.config", "DataLoaderConfig"),
+    "DataLoaderFactory": ("loadwise.compat.loaders", "DataLoaderFactory"),
+    "DataLoaderPerformanceMonitor": ("loadwise.compat.monitors", "DataLoaderPerformanceMonitor"),
+    "EfficientDataLoader": ("loadwise.compat.loaders", "EfficientDataLoader"),
+    "ImageDataset": ("loadwise.compat.datasets", "ImageDataset"),
+    "Loader": ("loadwise.loading.build", "Loader"),
+    "LoadingMode": ("loadwise.access.auto", "LoadingMode"),
+    "MemoryEfficientDataset": ("loadwise.compat.datasets", "MemoryEfficientDataset"),
+    "MemoryMonitor": ("loadwise.compat.monitors", "MemoryMonitor"),
+    "OmniglotDataset": ("loadwise.compat.omniglot", "OmniglotDataset"),
+    "OmniglotTaskDataset": ("loadwise.compat.omniglot", "OmniglotTaskDataset"),
+    "PackReport": ("loadwise.packing.pack", "PackReport"),
+    "PrefetchedOmniglotDataset": ("loadwise.compat.omniglot", "PrefetchedOmniglotDataset"),
+    "VerifyReport": ("loadwise.format.verify", "VerifyReport"),
+    "choose_mode": ("loadwise.access.auto", "choose_mode"),
+    "create_dataloaders": ("loadwise.compat.splits", "create_dataloaders"),
+    "episodes": ("loadwise.sampling.episodes", "episodes"),
+    "loader": ("loadwise.loading.entry", "loader"),
+    "monitor": ("loadwise.monitoring.loop", "monitor"),
+    "open": ("loadwise.access.auto", "open_dataset"),
+    "pack": ("loadwise.packing.pack", "pack"),
+    "sources": ("loadwise.sources", None),
+    "verify": ("loadwise.format.verify", "verify"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use, and keep the name bound from then on."""
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'loadwise' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "BaseDataset",

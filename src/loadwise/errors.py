@@ -17,6 +17,8 @@ Messages name the thing (file, shard, sample, argument) and say what to do next.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LoadwiseError(Exception):
     """Base class of every error raised by loadwise."""
@@ -55,8 +57,35 @@ class SampleIndexError(LoadwiseError, IndexError):
 
 
 class WorkerError(LoadwiseError, RuntimeError):
-    """A DataLoader worker died (signal, OOM kill) or timed out; names it and its samples."""
+    """A DataLoader worker died (signal, OOM kill) or timed out; names it and its samples.
+
+    Besides the message: ``worker`` (its index, None if unknown), ``pid`` (None if unknown),
+    ``batches`` (the index arrays it held, in batch order) and ``epoch`` (None if unknown),
+    so a handler can log, skip or re-check the samples without parsing text.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        worker: int | None = None,
+        pid: int | None = None,
+        batches: tuple[Any, ...] = (),
+        epoch: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.worker, self.pid, self.batches, self.epoch = worker, pid, tuple(batches), epoch
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Keep the attributes through pickling (exceptions pickle ``args`` only)."""
+        return _worker_error, (str(self), self.worker, self.pid, self.batches, self.epoch)
 
 
 class ResumeError(ConfigError):
     """A saved loader state cannot resume this loader (other data, seed or world size)."""
+
+
+def _worker_error(
+    message: str, worker: int | None, pid: int | None, batches: tuple[Any, ...], epoch: int | None
+) -> WorkerError:
+    return WorkerError(message, worker=worker, pid=pid, batches=batches, epoch=epoch)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from loadwise import stages
 from loadwise.errors import ConfigError, LoadwiseError, SampleIndexError
 from loadwise.format.blocks import BlockVerifier
 from loadwise.format.fields import RAGGED_OUTPUTS, FieldSpec, ReadOptions, Segment
@@ -77,11 +78,12 @@ class PackedBase:
         """A whole batch as ``{field: tensor or list}`` plus ``index``, one gather per field."""
         idx = self._checked(indices)
         storage = self._storage or self.storage()
-        if self._blocks is not None:
-            self._blocks.require(idx)
-        batch: Batch = {}
-        for spec in self.fields:
-            batch.update(spec.read_batch(storage, idx, self.read_options))
+        with stages.span("gather"):  # per-stage timings, only while monitoring (stages.py)
+            if self._blocks is not None:
+                self._blocks.require(idx)
+            batch: Batch = {}
+            for spec in self.fields:
+                batch.update(spec.read_batch(storage, idx, self.read_options))
         batch["index"] = torch.from_numpy(idx)
         return batch
 

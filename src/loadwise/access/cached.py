@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from loadwise import stages
 from loadwise.access.base import Batch
 from loadwise.access.lazy import LazyDataset
 from loadwise.access.shared_cache import CHANNELS, HEIGHT, OFFSET, READY, STATE, SharedCache
@@ -68,7 +69,8 @@ class CachedDataset(LazyDataset):
             self._store(missing, fresh)
             if missing.size == idx.size:  # every row decoded just now, in batch order
                 return fresh
-        return self._assemble(idx, found, ready, missing, fresh)
+        with stages.span("gather"):  # cache hits, timed like any gather (``loadwise.stages``)
+            return self._assemble(idx, found, ready, missing, fresh)
 
     def close(self) -> None:
         super().close()

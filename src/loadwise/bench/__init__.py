@@ -1,5 +1,10 @@
-"""Measuring loaders: samples/s per epoch, time to first batch, peak memory; and plots."""
+"""Benchmarking packed datasets: every mode and worker count measured, and bar plots.
 
-from loadwise.bench.measure import Measurement, batch_size_of, measure
+The timing itself (``measure``, ``Measurement``) lives in ``loadwise.monitoring.measure``,
+below the loader, so ``loadwise tune`` can use it without importing this package.
+"""
 
-__all__ = ["Measurement", "batch_size_of", "measure"]
+from loadwise.bench.modes import MODES, bench_modes
+from loadwise.monitoring.measure import Measurement, measure
+
+__all__ = ["MODES", "Measurement", "bench_modes", "measure"]

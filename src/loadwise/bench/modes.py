@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from loadwise.access.auto import open_dataset
-from loadwise.bench.measure import Measurement, measure
 from loadwise.errors import ConfigError
-from loadwise.loader.config import DataLoaderConfig
+from loadwise.loading.config import DataLoaderConfig
+from loadwise.monitoring.measure import Measurement, measure
 
 MODES = ("eager", "lazy", "cached", "streaming")
 
@@ -28,7 +28,7 @@ def bench_modes(
     ``prepare_seconds`` is the time to open (eager loads everything then); the dataset is
     closed before the next one opens, so memory figures do not add up across runs.
     """
-    from loadwise.loader.build import loader
+    from loadwise.loading.entry import loader
 
     unknown = sorted(set(modes) - set(MODES))
     if unknown:

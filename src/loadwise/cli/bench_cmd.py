@@ -4,28 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-from typing import Any
 
-from loadwise.bench.measure import Measurement
-from loadwise.bench.modes import MODES, bench_modes
-from loadwise.cli.render import human_bytes, table
-
-
-def add_parser(commands: Any) -> None:
-    p = commands.add_parser("bench", help="measure a packed dataset's loading speed",
-                            description=__doc__)  # fmt: skip
-    p.add_argument("path", help="a folder written by `loadwise pack`")
-    p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES, metavar="MODE",
-                   help=f"modes to measure (default all: {', '.join(MODES)})")  # fmt: skip
-    p.add_argument("--workers", nargs="+", type=int, default=[0, 2], metavar="N",
-                   help="DataLoader worker counts (default 0 2)")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--seconds", type=float, help="cut each epoch after this many seconds")
-    p.add_argument("--plot", type=Path, help="also draw samples/s as a PNG here")
-    p.add_argument("--json", type=Path, help="also write every figure as JSON here")
-    p.set_defaults(handler=run)
+from loadwise.bench.modes import bench_modes
+from loadwise.monitoring.measure import Measurement
+from loadwise.render import human_bytes, table
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,15 +6,8 @@ import argparse
 from typing import Any
 
 from loadwise.access.auto import choose_mode
-from loadwise.cli.render import human_bytes, table
 from loadwise.format.reader import read_manifest
-
-
-def add_parser(commands: Any) -> None:
-    p = commands.add_parser("info", help="describe a packed dataset", description=__doc__)
-    p.add_argument("path", help="a folder written by `loadwise pack`")
-    p.add_argument("--shards", action="store_true", help="list every shard")
-    p.set_defaults(handler=run)
+from loadwise.render import human_bytes, table
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,17 +1,20 @@
-"""``loadwise`` command line: a parser per command, each handled by a small module."""
+"""``loadwise`` command line: the parsers (``parsers.py``), then the one command asked for.
+
+Only the command that runs is imported (``<name>_cmd.py``, which imports the library and
+torch), so ``loadwise --help`` and argument errors answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from loadwise._version import __version__
-from loadwise.cli import bench_cmd, info_cmd, pack_cmd, tune_cmd, verify_cmd, watch_cmd
+from loadwise.cli.parsers import COMMANDS
 from loadwise.errors import LoadwiseError
-
-COMMANDS = (pack_cmd, info_cmd, verify_cmd, watch_cmd, bench_cmd, tune_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,8 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"loadwise {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what loadwise does")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
-        command.add_parser(commands)
+    for name, add in COMMANDS.items():
+        add(commands).set_defaults(run=name)  # not `command`: watch has an argument of that name
     return parser
 
 
@@ -34,9 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
     )
     try:
-        return int(args.handler(args))
+        command = importlib.import_module(f"loadwise.cli.{args.run}_cmd")
+        return int(command.run(args))
     except LoadwiseError as exc:
-        print(f"loadwise {args.command}: error: {exc}", file=sys.stderr)
+        print(f"loadwise {args.run}: error: {exc}", file=sys.stderr)
         return 2
 
 

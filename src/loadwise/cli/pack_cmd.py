@@ -3,26 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from loadwise.cli.render import human_bytes
-from loadwise.packing import DEFAULT_SHARD_BYTES, ON_ERROR, ShardLayout, pack
-from loadwise.sources import LAYOUTS, DecodeOptions, ImageOptions, folder_source
-
-
-def add_parser(commands: Any) -> None:
-    p = commands.add_parser("pack", help="pack an image folder once", description=__doc__)
-    p.add_argument("source", help="image folder: <class>/<image> or <alphabet>/<character>/<image>")
-    p.add_argument("dest", help="folder to write the packed dataset to")
-    p.add_argument("--layout", choices=LAYOUTS, default="auto", help="folder layout (auto)")
-    p.add_argument("--image-size", type=int, nargs="+", metavar="N", help="resize: H W, or one N")
-    p.add_argument("--image-mode", choices=("L", "RGB"), help="convert images to this mode")
-    p.add_argument("--encoded", action="store_true", help="keep the files' bytes, decode on read")
-    p.add_argument("--shard-mb", type=float, default=DEFAULT_SHARD_BYTES / 2**20, help="shard size")
-    p.add_argument("--workers", type=int, default=1, help="decode in this many processes")
-    p.add_argument("--on-error", choices=ON_ERROR, default="raise", help="unreadable images")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
-    p.set_defaults(handler=run)
+from loadwise.packing import ShardLayout, pack
+from loadwise.render import human_bytes
+from loadwise.sources import DecodeOptions, ImageOptions, folder_source
 
 
 def run(args: argparse.Namespace) -> int:

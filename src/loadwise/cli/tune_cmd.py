@@ -6,20 +6,10 @@ The winner is cached (``$LOADWISE_CACHE/tune/``), so ``loader(..., config="auto"
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from loadwise.access.auto import open_dataset
-from loadwise.cli.render import table
-from loadwise.loader.autotune import cache_path, save_result, tune
-
-
-def add_parser(commands: Any) -> None:
-    p = commands.add_parser("tune", help="find the fastest DataLoader options", description=__doc__)
-    p.add_argument("path", help="a folder written by `loadwise pack`")
-    p.add_argument("--mode", default="auto", help="access mode (default auto)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seconds", type=float, default=2.0, help="time per candidate (default 2)")
-    p.set_defaults(handler=run)
+from loadwise.loading.autotune import cache_path, save_result, tune
+from loadwise.render import table
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from loadwise.cli.render import human_bytes
 from loadwise.format.verify import verify
-
-
-def add_parser(commands: Any) -> None:
-    p = commands.add_parser("verify", help="check shard checksums", description=__doc__)
-    p.add_argument("path", help="a folder written by `loadwise pack`")
-    p.set_defaults(handler=run)
+from loadwise.render import human_bytes
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,10 +1,5 @@
-"""``loadwise watch -- python train.py ...``: run a training script unchanged and report
-where its loading time and memory went (wait for data, throughput, memory per process).
-
-Every ``torch.utils.data.DataLoader`` the script iterates (loadwise's loaders use one) is
-timed per batch; memory and CPU of the main process and each worker are sampled. Nothing in
-the script changes: a startup hook is put on PYTHONPATH for the command's Python processes.
-"""
+"""``loadwise watch -- CMD``: run CMD with the startup hook on PYTHONPATH, then print the
+report of every DataLoader it iterated (what users read is ``parsers.WATCH_DOC``)."""
 
 from __future__ import annotations
 
@@ -16,26 +11,13 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from loadwise.errors import ConfigError
-from loadwise.monitor import report
-from loadwise.monitor.stats import MonitorStats
-from loadwise.monitor.watch_hook import ENV_DIR, ENV_INTERVAL
+from loadwise.monitoring import report
+from loadwise.monitoring.stats import MonitorStats
+from loadwise.monitoring.watch_hook import ENV_DIR, ENV_INTERVAL
 
-STARTUP = Path(__file__).resolve().parent.parent / "monitor" / "_startup"
-
-
-def add_parser(commands: Any) -> None:
-    p = commands.add_parser(
-        "watch", help="run a training command and report its data wait and memory",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    p.add_argument("--json", metavar="PATH", help="also write the full report (with timelines)")
-    p.add_argument("--plot", metavar="PNG", help="also draw throughput, wait and memory")
-    p.add_argument("--interval", type=float, default=0.5, help="seconds between memory samples")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run")
-    p.set_defaults(handler=run)
+STARTUP = Path(__file__).resolve().parent.parent / "monitoring" / "_startup"
 
 
 def run(args: argparse.Namespace) -> int:

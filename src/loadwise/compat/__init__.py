@@ -15,7 +15,7 @@ from loadwise.compat.omniglot import (
     PrefetchedOmniglotDataset,
 )
 from loadwise.compat.splits import create_dataloaders
-from loadwise.loader.config import DataLoaderConfig
+from loadwise.loading.config import DataLoaderConfig
 
 __all__ = [
     "BaseDataset",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import xxhash
 
+from loadwise.cache_dir import CACHE_ENV, cache_dir
 from loadwise.errors import ConfigError, PackError
 from loadwise.format.spec import FORMAT_VERSION, MANIFEST_NAME
 from loadwise.packing import pack
@@ -25,14 +25,6 @@ from loadwise.sources import folder_source
 from loadwise.sources.media import image_size_hw
 
 log = logging.getLogger("loadwise")
-
-CACHE_ENV = "LOADWISE_CACHE"
-
-
-def cache_dir() -> Path:
-    """Where packed folders are kept: ``$LOADWISE_CACHE``, else ``~/.cache/loadwise``."""
-    configured = os.environ.get(CACHE_ENV)
-    return Path(configured or Path.home() / ".cache" / "loadwise").expanduser()
 
 
 def packed_folder(
@@ -55,7 +47,7 @@ def packed_folder(
     key = json.dumps([str(path), size, image_mode, on_error, FORMAT_VERSION]).encode()
     options = xxhash.xxh3_64_hexdigest(key)
     family = f"{path.name}-{options}"
-    dest = cache_dir() / "folders" / f"{family}-{source.describe()['fingerprint']}"
+    dest = cache_dir("folders") / f"{family}-{source.describe()['fingerprint']}"
     if _finished(dest):
         return dest
     with _lock(dest):

@@ -14,15 +14,17 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset, default_collate
 
+from loadwise import stages
 from loadwise.access.auto import LoadingMode, choose_mode, open_dataset
 from loadwise.access.base import Batch, PackedBase
 from loadwise.access.budget import check_fraction
 from loadwise.access.cached import DEFAULT_CACHE_BYTES
 from loadwise.compat.cache import packed_folder
 from loadwise.errors import ConfigError
-from loadwise.format.fields import FixedField
+from loadwise.format.fields import FieldSpec, FixedField, ImageField
 from loadwise.format.reader import read_manifest
 from loadwise.sources.media import image_size_hw
+from loadwise.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize
 
 log = logging.getLogger("loadwise")
 
@@ -59,13 +61,13 @@ class BaseDataset(Dataset):
 
     def __getitems__(self, indices: Indices) -> list[Any]:
         """The items of a batch, gathered from the packed dataset in one call."""
-        batch = self.packed.get_batch(indices)
+        batch = self._gathered(indices)
         return [self._item(batch, j) for j in range(len(batch["index"]))]
 
     def get_batch(self, indices: Indices) -> Any:
         """A collated batch: one gather; with a ``transform``, items collated after it."""
         if self.transform is None:
-            return self._collated(self.packed.get_batch(indices))
+            return self._collated(self._gathered(indices))
         return default_collate(self.__getitems__(indices))
 
     def close(self) -> None:
@@ -76,6 +78,10 @@ class BaseDataset(Dataset):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _gathered(self, indices: Indices) -> Batch:
+        """The packed batch, one gather; subclasses change it here, once per batch."""
+        return self.packed.get_batch(indices)
 
     def _item(self, batch: Batch, j: int) -> Any:
         row = {name: value[j] for name, value in batch.items()}
@@ -88,9 +94,12 @@ class BaseDataset(Dataset):
 class ImageDataset(BaseDataset):
     """``(image, label)`` items from a class-per-folder image tree (packed once) or packed data.
 
-    ``image`` is a uint8 (C, H, W) tensor of ``image_size`` in ``image_mode`` before
-    ``transform``; ``classes`` names the labels. ``cache_size`` is the ``cached`` mode's
-    byte budget per process. Batches from ``get_batch`` are ``(images, labels)``.
+    ``image`` is, before ``transform``, the documents' default: a float32 (C, H, W) tensor of
+    ``image_size`` in ``image_mode``, normalised with the ImageNet mean and std (for ``L``
+    images, the mean of the three channels' values) - computed per batch, on the gathered
+    batch, not per sample. ``normalize=False`` gives the stored uint8 pixels instead.
+    ``classes`` names the labels. ``cache_size`` is the ``cached`` mode's byte budget per
+    process. Batches from ``get_batch`` are ``(images, labels)``.
     """
 
     def __init__(
@@ -102,6 +111,7 @@ class ImageDataset(BaseDataset):
         cache_size: int = DEFAULT_CACHE_BYTES,
         *,
         image_mode: str | None = "RGB",
+        normalize: bool = True,
     ) -> None:
         self.image_size = image_size_hw(image_size)
         path = packed_folder(data_path, image_size=self.image_size, image_mode=image_mode)
@@ -109,6 +119,17 @@ class ImageDataset(BaseDataset):
         fields = ("image", "label")
         super().__init__(path, loading_mode, transform, fields=fields, cache_bytes=cache_size)
         self.classes = list(self.packed.categories("label"))
+        self.normalization = _imagenet(self.packed.manifest.field("image")) if normalize else None
+
+    def _gathered(self, indices: Indices) -> Batch:
+        batch = super()._gathered(indices)
+        if self.normalization is None:
+            return batch
+        with stages.span("transform"):
+            images = batch["image"]
+            if isinstance(images, list):  # encoded images of different sizes
+                return {**batch, "image": [self.normalization.images(im) for im in images]}
+            return self.normalization(batch)
 
     def _item(self, batch: Batch, j: int) -> tuple[Any, int]:
         image = batch["image"][j]
@@ -141,6 +162,17 @@ class MemoryEfficientDataset(BaseDataset):
         super().__init__(path, mode)
         self.mode: str = self.packed.mode
         log.info("loadwise: MemoryEfficientDataset uses %s mode: %s", self.mode, self.reason)
+
+
+def _imagenet(spec: FieldSpec) -> Normalize:
+    """ImageNet's normalisation for RGB images; for one channel, the mean of the three."""
+    if isinstance(spec, FixedField) and len(spec.shape) == 3:
+        channels = spec.shape[0]
+    else:  # encoded images decode to their mode
+        channels = 1 if isinstance(spec, ImageField) and spec.mode == "L" else 3
+    if channels == 1:
+        return Normalize((sum(IMAGENET_MEAN) / 3,), (sum(IMAGENET_STD) / 3,))
+    return Normalize(IMAGENET_MEAN, IMAGENET_STD)
 
 
 def _choose_mode(

@@ -1,6 +1,6 @@
 """``EfficientDataLoader`` and ``DataLoaderFactory``: the documents' loader names over ``loader``.
 
-Both build a ``loadwise.loader.Loader``; datasets with ``get_batch`` are fetched a whole
+Both build a ``loadwise.loading.Loader``; datasets with ``get_batch`` are fetched a whole
 batch at a time, any other torch dataset through the ordinary per-sample path.
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
-from loadwise.loader import DataLoaderConfig, Loader, loader
-from loadwise.monitor.stats import MonitorStats
+from loadwise.loading import DataLoaderConfig, Loader, loader
+from loadwise.monitoring.stats import MonitorStats
 
 
 class EfficientDataLoader:

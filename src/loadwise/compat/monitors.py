@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 
 from loadwise.access.budget import available_memory
-from loadwise.monitor.memory import process_memory
+from loadwise.monitoring.memory import process_memory
 
 GiB = 2**30
 

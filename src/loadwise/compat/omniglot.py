@@ -28,7 +28,7 @@ from loadwise.compat.cache import packed_folder
 from loadwise.errors import ConfigError, SampleIndexError, SourceError
 from loadwise.format.codecs import decode_image
 from loadwise.format.spec import MANIFEST_NAME
-from loadwise.monitor.memory import process_memory
+from loadwise.monitoring.memory import process_memory
 from loadwise.sampling.episodes import (
     ClassGroups,
     EpisodeSpec,

@@ -17,7 +17,7 @@ from loadwise.access.auto import open_dataset
 from loadwise.compat.datasets import ImageDataset, Indices
 from loadwise.compat.loaders import EfficientDataLoader
 from loadwise.errors import ConfigError, SampleIndexError
-from loadwise.loader import DataLoaderConfig
+from loadwise.loading import DataLoaderConfig
 
 SPLITS = ("train", "val", "test")
 

@@ -9,7 +9,7 @@ import pytest
 import loadwise
 from loadwise.access import budget
 from loadwise.errors import ConfigError, ModeError
-from loadwise.loader import DataLoaderConfig
+from loadwise.loading import DataLoaderConfig
 
 
 @pytest.fixture

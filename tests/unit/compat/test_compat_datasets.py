@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import loadwise
 from loadwise.access import budget
 from loadwise.compat import BaseDataset, ImageDataset, LoadingMode, MemoryEfficientDataset
 from loadwise.errors import ConfigError, ModeError, SampleIndexError
+from loadwise.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize
 
 Tree = tuple[Path, list[tuple[Path, int]]]
 
@@ -25,9 +27,16 @@ def expected_image(path: Path, height: int, width: int) -> np.ndarray:
     return np.asarray(resized).transpose(2, 0, 1)
 
 
+def normalized(pixels: np.ndarray) -> np.ndarray:
+    """The documents' default transform on decoded pixels: /255, minus mean, over std."""
+    mean = np.array(IMAGENET_MEAN).reshape(-1, 1, 1)
+    std = np.array(IMAGENET_STD).reshape(-1, 1, 1)
+    return (pixels / 255 - mean) / std
+
+
 def test_items_match_the_files(tree: Tree) -> None:
     root, files = tree
-    dataset = ImageDataset(root, image_size=(20, 28))
+    dataset = ImageDataset(root, image_size=(20, 28), normalize=False)
     assert len(dataset) == len(files)
     assert dataset.classes == ["cat", "dog", "emu"]
     for i, (path, label) in enumerate(files):
@@ -37,6 +46,46 @@ def test_items_match_the_files(tree: Tree) -> None:
         assert np.array_equal(image.numpy(), expected_image(path, 20, 28)), path.name
     with pytest.raises(SampleIndexError):
         dataset[len(files)]
+
+
+def test_default_output_is_imagenet_normalised_float32(tree: Tree) -> None:
+    root, files = tree
+    dataset = ImageDataset(root, image_size=(20, 28))
+    for i, (path, _) in enumerate(files):
+        image, _ = dataset[i]
+        assert image.dtype == torch.float32 and image.shape == (3, 20, 28)
+        want = normalized(expected_image(path, 20, 28))
+        np.testing.assert_allclose(image.numpy(), want, rtol=1e-5, atol=1e-5, err_msg=path.name)
+    images, _ = dataset.get_batch([0, 3])
+    assert images.dtype == torch.float32 and images[1].equal(dataset[3][0])
+
+
+class CountingNormalize(Normalize):
+    """ImageNet normalisation that notes the shape of every batch it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        self.shapes.append(tuple(batch["image"].shape))
+        return super().__call__(batch)
+
+
+def test_normalisation_runs_once_per_batch_not_per_sample(tree: Tree) -> None:
+    dataset = ImageDataset(tree[0], image_size=8, loading_mode="eager")
+    dataset.normalization = counting = CountingNormalize()
+    assert len(dataset.__getitems__([0, 1, 2, 3])) == 4
+    dataset.get_batch([4, 5, 6])
+    assert counting.shapes == [(4, 3, 8, 8), (3, 3, 8, 8)]
+
+
+def test_gray_images_are_normalised_with_one_channel(tree: Tree) -> None:
+    dataset = ImageDataset(tree[0], image_size=12, image_mode="L")
+    raw = ImageDataset(tree[0], image_size=12, image_mode="L", normalize=False)
+    image, plain = dataset[2][0], raw[2][0]
+    mean, std = sum(IMAGENET_MEAN) / 3, sum(IMAGENET_STD) / 3
+    torch.testing.assert_close(image, (plain.float() / 255 - mean) / std)
 
 
 def test_int_size_and_gray_mode(tree: Tree) -> None:
@@ -60,7 +109,9 @@ def test_batches_are_one_gather_of_the_items(tree: Tree) -> None:
 
 def test_transform_applies_to_items_and_batches(tree: Tree) -> None:
     root, _ = tree
-    dataset = ImageDataset(root, image_size=8, transform=lambda im: im.float() / 255)
+    dataset = ImageDataset(
+        root, image_size=8, transform=lambda im: im.float() / 255, normalize=False
+    )
     image, _ = dataset[1]
     assert image.dtype == torch.float32 and float(image.max()) <= 1.0
     images, labels = dataset.get_batch(np.array([1, 2]))

@@ -48,7 +48,7 @@ def test_image_batches_and_stats_without_monitoring(tree: Tree) -> None:
     loader = EfficientDataLoader(dataset, DataLoaderConfig(batch_size=8, shuffle=False))
     batches = list(loader)
     images, labels = batches[0]
-    assert images.shape == (8, 3, 16, 16) and images.dtype == torch.uint8
+    assert images.shape == (8, 3, 16, 16) and images.dtype == torch.float32  # normalised
     assert torch.cat([b[1] for b in batches]).tolist() == [label for _, label in files]
     stats = loader.get_stats()
     assert stats["epochs"] == [] and stats["samples_per_second"] is None

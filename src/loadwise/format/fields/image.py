@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from loadwise import stages
 from loadwise.errors import SourceError
 from loadwise.format.codecs import IMAGE_MODES, decode_batch, decode_image
 from loadwise.format.fields.base import BufferReader, FieldSpec, ReadOptions
@@ -78,7 +79,8 @@ class ImageField(BytesField):
         self, reader: BufferReader, indices: np.ndarray, options: ReadOptions
     ) -> dict[str, Any]:
         raw = byte_values(reader.segments(self, indices), len(indices))
-        return {self.name: decode_images(self, raw, indices)}
+        with stages.span("decode"):  # counted as decode, not gather (``loadwise.stages``)
+            return {self.name: decode_images(self, raw, indices)}
 
 
 def decode_images(spec: ImageField, raw: list[bytes], idx: np.ndarray) -> Any:

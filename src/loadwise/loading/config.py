@@ -1,0 +1,100 @@
+"""``DataLoaderConfig``: every loader option in one frozen value, with checked ranges."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import torch
+from torch.utils.data import Sampler
+
+from loadwise.access.budget import check_fraction
+from loadwise.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataLoaderConfig:
+    """How ``loadwise.loader`` builds its ``torch.utils.data.DataLoader``.
+
+    ``None`` means "decide from the machine": pin memory only when CUDA is available and the
+    batches go to a CUDA device, persistent workers whenever there are workers.
+    ``memory_efficient`` fetches each batch with one gather per field (``get_batch``)
+    instead of one ``__getitem__`` per sample. ``generator_seed`` fixes the sample order.
+    ``enable_monitoring`` times every batch and samples memory (``Loader.monitor``);
+    ``log_loading_stats`` also logs them at the end of each epoch.
+    ``timeout`` (seconds, 0 = none) bounds the wait for one batch from a worker.
+    ``max_memory_usage`` (a fraction of available memory, None = no check) refuses an
+    eager dataset whose data exceeds that share of the memory there was before it loaded.
+    ``collate_fn`` receives the samples of one batch, fetched with one ``__getitems__`` call
+    where the dataset has ``get_batch`` (one gather), else one ``__getitem__`` each.
+    ``batch_transform`` (``batch -> batch``) runs once per gathered batch: where it is made
+    (a worker, or the main process with 0 workers), or on ``device`` after the move.
+    ``pad_ranks``: with ``torch.distributed``, ranks get equal shares by repeating the first
+    samples of the epoch (default) or, when False, by dropping the last few.
+    """
+
+    batch_size: int = 32
+    num_workers: int = 0
+    pin_memory: bool | None = None
+    persistent_workers: bool | None = None
+    prefetch_factor: int | None = None
+    drop_last: bool = False
+    shuffle: bool = True
+    collate_fn: Callable[[Any], Any] | None = None
+    memory_efficient: bool = True
+    pin_memory_device: str = ""
+    non_blocking: bool = True
+    generator_seed: int = 0
+    custom_sampler: Sampler[Any] | None = None
+    custom_batch_sampler: Sampler[Any] | None = None
+    enable_monitoring: bool = False
+    log_loading_stats: bool = False
+    device: str | None = None
+    max_memory_usage: float | None = None
+    timeout: float = 0.0
+    pad_ranks: bool = True
+    batch_transform: Callable[[Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        _at_least("batch_size", self.batch_size, 1)
+        if self.max_memory_usage is not None:
+            check_fraction("max_memory_usage", self.max_memory_usage)
+        if not self.timeout >= 0:
+            raise ConfigError(f"`timeout` is in seconds, >= 0 (0 = none). Found: {self.timeout!r}.")
+        _at_least("num_workers", self.num_workers, 0)
+        if self.prefetch_factor is not None:
+            _at_least("prefetch_factor", self.prefetch_factor, 1)
+        if self.custom_sampler is not None and self.custom_batch_sampler is not None:
+            raise ConfigError("pass `custom_sampler` or `custom_batch_sampler`, not both.")
+
+    def with_options(self, **options: Any) -> DataLoaderConfig:
+        """A copy with some options changed; unknown names are refused with the valid ones."""
+        valid = {f.name for f in fields(self)}
+        unknown = sorted(set(options) - valid)
+        if unknown:
+            raise ConfigError(
+                f"unknown loader option(s) {unknown}; valid: {', '.join(sorted(valid))}."
+            )
+        return replace(self, **options)
+
+    @property
+    def uses_cuda(self) -> bool:
+        return self.device is not None and torch.device(self.device).type == "cuda"
+
+    @property
+    def resolved_pin_memory(self) -> bool:
+        if self.pin_memory is None:
+            return self.uses_cuda and torch.cuda.is_available()
+        return self.pin_memory
+
+    @property
+    def resolved_persistent_workers(self) -> bool:
+        if self.persistent_workers is None:
+            return self.num_workers > 0
+        return self.persistent_workers and self.num_workers > 0
+
+
+def _at_least(name: str, value: int, low: int) -> None:
+    if not isinstance(value, int) or value < low:
+        raise ConfigError(f"`{name}` must be an integer >= {low}. Found: {value!r}.")

@@ -1,0 +1,76 @@
+"""The order of a loader's batches: one index array per batch, from ``sampling/``'s pure order.
+
+``EpochBatchSampler`` cuts this rank's share of an epoch's order into batches, starting
+anywhere (a resume); ``ListBatches`` gives them as the lists of ints a per-sample
+``DataLoader`` expects.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from loadwise.sampling.order import batches, partition
+
+OrderFn = Callable[[int], np.ndarray]
+
+
+class EpochBatchSampler(Sampler[np.ndarray]):
+    """Index batches of one epoch: ``order(epoch)``, this rank's share, cut into batches.
+
+    ``set_epoch(epoch, start)`` skips the first ``start`` samples of the share (a resume);
+    the batches of the running epoch are kept in ``current`` to name them in errors.
+    """
+
+    def __init__(
+        self,
+        order: OrderFn,
+        num_samples: int,
+        batch_size: int,
+        drop_last: bool,
+        rank: int = 0,
+        world: int = 1,
+        pad_ranks: bool = True,
+    ) -> None:
+        self._order, self.num_samples = order, num_samples
+        self.batch_size, self.drop_last = batch_size, drop_last
+        self.rank, self.world, self.pad_ranks = rank, world, pad_ranks
+        self.epoch, self.start = 0, 0
+        self.current: list[np.ndarray] = []
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    @property
+    def share(self) -> int:
+        """Samples in this rank's share of an epoch (equal on every rank)."""
+        if self.pad_ranks:
+            return math.ceil(self.num_samples / self.world)
+        return self.num_samples // self.world
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        order = self._order(self.epoch)
+        mine = partition(order, self.rank, self.world, drop_last=not self.pad_ranks)
+        self.current = batches(mine[self.start :], self.batch_size, self.drop_last)
+        yield from self.current
+
+    def __len__(self) -> int:
+        n = max(self.share - self.start, 0)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+
+class ListBatches(Sampler[list[int]]):
+    """Our index-array batches as the lists of ints a per-sample DataLoader expects."""
+
+    def __init__(self, inner: EpochBatchSampler) -> None:
+        self.inner = inner
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.inner:
+            yield batch.tolist()
+
+    def __len__(self) -> int:
+        return len(self.inner)

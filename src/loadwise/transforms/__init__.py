@@ -1,0 +1,10 @@
+"""Batch transforms: ``batch dict -> batch dict`` callables run on the gathered batch.
+
+Never per sample: one call per batch, on the device the batch lives on. Pass one to
+``loadwise.loader(..., batch_transform=...)`` (or ``DataLoaderConfig.batch_transform``).
+"""
+
+from loadwise.transforms.base import BatchTransform, Compose
+from loadwise.transforms.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "BatchTransform", "Compose", "Normalize"]
