@@ -39,12 +39,6 @@ def test_every_mode_resumes_exactly(arrays_packed: Path, mode: str) -> None:
         assert_resumes_exactly(lambda **kw: loadwise.loader(data, seed=3, **kw), batch_size=32)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="drop_last: a state saved after an epoch's last full batch (loop still open) keeps "
-    "pointing into that epoch, so the resumed loader's first pass yields nothing",
-)
 def test_drop_last_resumes_exactly(arrays_packed: Path) -> None:
     with loadwise.open(arrays_packed, "eager") as data:
         make = lambda **kw: loadwise.loader(data, seed=3, drop_last=True, **kw)  # noqa: E731
@@ -98,12 +92,6 @@ def test_compat_loaders_resume_through_their_loader(photos: Path, name: str) -> 
     assert_resumes_exactly(lambda **kw: made(**kw).loader, batch_size=4, key=key)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="EfficientDataLoader has no state_dict()/load_state_dict() (AttributeError); its "
-    "Loader underneath (`.loader`) resumes exactly",
-)
 @pytest.mark.parametrize("name", COMPAT)
 def test_compat_loaders_resume_themselves(photos: Path, name: str) -> None:
     make, key = COMPAT[name]

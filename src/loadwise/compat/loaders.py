@@ -37,6 +37,14 @@ class EfficientDataLoader:
         """Make the next iteration run ``epoch`` (its order depends on seed and epoch only)."""
         self.loader.set_epoch(epoch)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Where this loader is, as plain numbers for a checkpoint (``Loader.state_dict``)."""
+        return self.loader.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly where ``state`` was taken (``Loader.load_state_dict``)."""
+        self.loader.load_state_dict(state)
+
     def get_stats(self) -> dict[str, Any]:
         """Settings plus per-epoch timings (kept with ``enable_monitoring`` or
         ``log_loading_stats``); ``samples_per_second`` is the last epoch's, else None.

@@ -90,7 +90,7 @@ class Loader:
         epochs it points at the start of the next one.
         """
         sampler = self._resumable()
-        running = self._running and self._position < sampler.share
+        running = self._running and self._position < sampler.end(sampler.start)
         epoch = self.epoch if running else self._next_epoch
         position = self._position if running else self._start
         return self._state(epoch, position).to_dict()
@@ -99,12 +99,13 @@ class Loader:
         """Continue where ``state`` was taken: the next iteration yields exactly the rest.
 
         A different batch size or worker count is fine; a different dataset size, seed,
-        shuffle, rank or world size is refused with ``ResumeError``.
+        shuffle, rank or world size is refused with ``ResumeError``. An epoch with nothing
+        left to yield (with ``drop_last``: less than a batch) counts as done.
         """
         saved = LoaderState.from_dict(state)
         sampler = self._resumable()
         saved.check_fits(self._state(0, 0))
-        if saved.position >= sampler.share:
+        if saved.position >= sampler.end(saved.position):  # nothing of that epoch is left
             self._next_epoch, self._start = saved.epoch + 1, 0
         else:
             self._next_epoch, self._start = saved.epoch, saved.position

@@ -51,6 +51,13 @@ class EpochBatchSampler(Sampler[np.ndarray]):
             return math.ceil(self.num_samples / self.world)
         return self.num_samples // self.world
 
+    def end(self, start: int) -> int:
+        """The position (samples of the share) this epoch's last batch reaches, starting at
+        ``start``: the whole share, or with ``drop_last`` the last full batch's end."""
+        if not self.drop_last:
+            return self.share
+        return start + max(self.share - start, 0) // self.batch_size * self.batch_size
+
     def __iter__(self) -> Iterator[np.ndarray]:
         order = self._order(self.epoch)
         mine = partition(order, self.rank, self.world, drop_last=not self.pad_ranks)
