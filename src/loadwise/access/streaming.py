@@ -96,11 +96,10 @@ class PreadStorage:
             flat = np.empty(int(lengths.sum()), spec.element_dtype)
             into = memoryview(flat.view(np.uint8))  # type: ignore[arg-type]  # a buffer
             data = shard.spec.buffers[spec.name]["data"].offset
-            at = 0
-            for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
-                size = length * itemsize
-                shard.file.read_into(into[at : at + size], data + start * itemsize)
-                at += size
+            spans = zip(
+                (data + starts * itemsize).tolist(), (lengths * itemsize).tolist(), strict=True
+            )
+            shard.file.read_spans(into, spans)
             within = np.zeros(len(lengths), np.int64)  # where each sample starts in ``flat``
             np.cumsum(lengths[:-1], out=within[1:])
             yield Segment(rows, within, lengths, flat)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import io
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
 
 import numpy as np
@@ -23,6 +23,8 @@ from loadwise.errors import ConfigError, SourceError
 from loadwise.gather.threads import Threads
 
 IMAGE_MODES = ("L", "RGB")
+#: Encoded image bytes: a ``bytes`` object, or a view of a buffer (no copy to decode it).
+Encoded = bytes | memoryview
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _JPEG_SPACES = {"Gray": "L", "YCbCr": "RGB", "RGB": "RGB"}
 _DECODE_ERRORS = (
@@ -35,7 +37,7 @@ _DECODE_ERRORS = (
 
 
 def decode_image(
-    data: bytes,
+    data: Encoded,
     *,
     mode: str | None = None,
     size: tuple[int, int] | None = None,
@@ -83,7 +85,7 @@ def _simplejpeg() -> ModuleType | None:
     return simplejpeg
 
 
-def _decode_jpeg(fast: ModuleType, data: bytes, mode: str | None, name: str) -> np.ndarray | None:
+def _decode_jpeg(fast: ModuleType, data: Encoded, mode: str | None, name: str) -> np.ndarray | None:
     """Decode with simplejpeg; None where its pixels could differ from Pillow's (CMYK, or
     color to grayscale: Pillow's luma formula is not the JPEG's Y channel): Pillow does."""
     try:
@@ -109,7 +111,7 @@ def _decode_jpeg(fast: ModuleType, data: bytes, mode: str | None, name: str) -> 
 
 
 def decode_batch(
-    datas: list[bytes],
+    datas: Sequence[Encoded],
     *,
     mode: str | None,
     names: list[str],
@@ -169,7 +171,7 @@ class _NotAlike(Exception):
     """Images of one batch differ in size or mode: they are decoded one by one instead."""
 
 
-def _jpeg_header(fast: ModuleType, data: bytes) -> tuple[int, int, str | None] | None:
+def _jpeg_header(fast: ModuleType, data: Encoded) -> tuple[int, int, str | None] | None:
     """Height, width and the mode it decodes to by default (None: not for simplejpeg, e.g.
     CMYK) of a JPEG; None if it is not a readable JPEG (one by one names the sample)."""
     if data[:3] != _JPEG_MAGIC:

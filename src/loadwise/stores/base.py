@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Iterable
 from typing import Protocol
 
 from loadwise.errors import IntegrityError
@@ -70,6 +71,15 @@ class ShardFile:
             if got <= 0:
                 raise self._ended_early()
             done += got
+
+    def read_spans(self, buffer: memoryview, spans: Iterable[tuple[int, int]]) -> None:
+        """Fill ``buffer`` with the ``(offset, length)`` spans of the file, one after another
+        (the values of a batch's samples, read into one buffer)."""
+        fd, at = self.fileno(), 0
+        for offset, length in spans:
+            if os.preadv(fd, [buffer[at : at + length]], offset) != length:
+                self.read_into(buffer[at : at + length], offset)  # a short read: retry or fail
+            at += length
 
     def map(self) -> mmap.mmap | None:
         """The whole file mapped read-only (None for an empty file)."""

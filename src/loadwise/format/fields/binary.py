@@ -89,16 +89,22 @@ class StringField(BytesField):
 
 
 def byte_values(segments: Iterator[Segment], count: int) -> list[bytes]:
-    """Each sample's bytes, in batch order."""
-    out: list[bytes] = []
+    """Each sample's bytes (a copy), in batch order."""
+    return [bytes(view) for view in byte_views(segments, count)]
+
+
+def byte_views(segments: Iterator[Segment], count: int) -> list[memoryview]:
+    """Each sample's bytes as a view of the storage's buffer (no copy), in batch order:
+    for use within the batch being made (decoding), never handed to users."""
+    out: list[memoryview] = []
     for segment in segments:
-        data = segment.values
+        data = memoryview(segment.values.view(np.uint8))  # type: ignore[arg-type]  # a buffer
         ends = (segment.starts + segment.lengths).tolist()
-        values = [data[a:b].tobytes() for a, b in zip(segment.starts.tolist(), ends, strict=True)]
+        views = [data[a:b] for a, b in zip(segment.starts.tolist(), ends, strict=True)]
         if segment.rows is None:
-            return values
+            return views
         if not out:
-            out = [b""] * count
-        for row, value in zip(segment.rows.tolist(), values, strict=True):
-            out[row] = value
+            out = [data[:0]] * count
+        for row, view in zip(segment.rows.tolist(), views, strict=True):
+            out[row] = view
     return out

@@ -12,6 +12,7 @@ tuner then prefers 0.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,7 +23,7 @@ from loadwise import stages
 from loadwise.errors import SourceError
 from loadwise.format.codecs import IMAGE_MODES, decode_batch, decode_image
 from loadwise.format.fields.base import BufferReader, FieldSpec, ReadOptions
-from loadwise.format.fields.binary import BytesField, byte_values
+from loadwise.format.fields.binary import BytesField, byte_views
 from loadwise.gather import recycle
 from loadwise.gather.threads import Threads, batch_threads, threads
 
@@ -78,12 +79,12 @@ class ImageField(BytesField):
     def read_batch(
         self, reader: BufferReader, indices: np.ndarray, options: ReadOptions
     ) -> dict[str, Any]:
-        raw = byte_values(reader.segments(self, indices), len(indices))
+        raw = byte_views(reader.segments(self, indices), len(indices))  # decoded, not copied
         with stages.span("decode"):  # counted as decode, not gather (``loadwise.stages``)
             return {self.name: decode_images(self, raw, indices)}
 
 
-def decode_images(spec: ImageField, raw: list[bytes], idx: np.ndarray) -> Any:
+def decode_images(spec: ImageField, raw: Sequence[bytes | memoryview], idx: np.ndarray) -> Any:
     """``(N, C, H, W)`` uint8 tensor when the images share a size, else a list of tensors."""
     import torch
 
@@ -105,7 +106,7 @@ def decode_images(spec: ImageField, raw: list[bytes], idx: np.ndarray) -> Any:
 
 
 def _each(
-    raw: list[bytes], names: list[str], mode: str | None, pool: Threads | None
+    raw: Sequence[bytes | memoryview], names: list[str], mode: str | None, pool: Threads | None
 ) -> list[np.ndarray]:
     def one(j: int) -> np.ndarray:
         return decode_image(raw[j], mode=mode, name=names[j])
