@@ -23,6 +23,7 @@ from loadwise.errors import ConfigError
 from loadwise.format.fields import FieldSpec
 from loadwise.format.spec import FORMAT_VERSION, MANIFEST_NAME, Manifest, Skipped, manifest_to_json
 from loadwise.format.writer import fsync_path
+from loadwise.packing.generation import stamp_generation
 from loadwise.packing.local import pack_locally
 from loadwise.packing.options import PackPlan, ShardLayout, with_legacy
 from loadwise.packing.partition import PartitionResult, assemble_manifest
@@ -92,6 +93,7 @@ def pack(
     try:
         parts = run(src, staging, plan, done or PackProgress(key), progress)
         manifest = assemble_manifest(parts, described, _name(described, src))
+        manifest = stamp_generation(staging, manifest)
         _write_manifest(staging, manifest)
         publish(staging, dest, overwrite)
     except BaseException:

@@ -3,7 +3,8 @@ error naming the change, never bytes from elsewhere, never a hang.
 
 Special files named as shards (a FIFO, a symbolic link) are refused without blocking; a shard
 replaced after the dataset was opened is refused on its next open (identity pinned through
-the folder the manifest was read from).
+the folder the manifest was read from); ``pack --overwrite`` while a reader runs gives the
+reader the old dataset whole or a "replaced while open" error.
 """
 
 from __future__ import annotations
@@ -108,6 +109,33 @@ def test_a_shard_replaced_after_its_first_read_keeps_serving_what_was_verified(
         os.replace(shards[0], packed / "gone")
         shards[0].write_bytes(b"\xff" * (packed / "gone").stat().st_size)
         assert np.array_equal(data.get_batch(np.arange(400))["x"], before)
+
+
+def test_overwrite_while_a_reader_runs_gives_it_the_old_data_or_a_replaced_error(
+    packed: Path,
+) -> None:
+    with loadwise.open(packed, "lazy", verify="never") as data:
+        first = data.get_batch([0])["x"]  # only shard 0 mapped so far
+        rows = np.repeat(np.arange(1000, 1400, dtype=np.int64)[:, None], 16, axis=1)
+        loadwise.pack({"x": rows}, packed, shard_bytes=10_000, overwrite=True, progress=False)
+        assert data.manifest.generation != load_manifest(packed).generation
+        assert np.array_equal(data.get_batch([0])["x"], first)  # still the old file, whole
+        with pytest.raises(IntegrityError, match="replaced while open.*Open it again"):
+            data.get_batch([399])
+    with loadwise.open(packed, "lazy") as fresh:
+        assert fresh.get_batch([0, 399])["x"][:, 0].tolist() == [1000, 1399]
+
+
+def test_each_pack_names_its_shards_by_its_generation(packed: Path, tmp_path: Path) -> None:
+    manifest = load_manifest(packed)
+    assert len(manifest.generation) == 8
+    assert all(s.name.startswith(f"{manifest.generation}-") for s in manifest.shards)
+    rows = np.repeat(np.arange(400, dtype=np.int64)[:, None], 16, axis=1)
+    loadwise.pack({"x": rows}, tmp_path / "again", shard_bytes=10_000, progress=False)
+    assert load_manifest(tmp_path / "again").generation == manifest.generation  # same content
+    rows[5, 3] += 1
+    loadwise.pack({"x": rows}, tmp_path / "other", shard_bytes=10_000, progress=False)
+    assert load_manifest(tmp_path / "other").generation != manifest.generation
 
 
 def test_a_shard_deleted_after_open_is_named_in_every_verify_mode(packed: Path) -> None:
