@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from loadwise import stages
+from loadwise.access import sigbus
 from loadwise.errors import ConfigError, LoadwiseError, SampleIndexError
 from loadwise.format.blocks import BlockVerifier
 from loadwise.format.fields import RAGGED_OUTPUTS, FieldSpec, ReadOptions, Segment
@@ -84,6 +85,7 @@ class PackedBase:
             batch: Batch = {}
             for spec in self.fields:
                 batch.update(spec.read_batch(storage, idx, self.read_options))
+        sigbus.check()  # a mapped shard truncated under this batch: refused, not served
         batch["index"] = torch.from_numpy(idx)
         return batch
 
