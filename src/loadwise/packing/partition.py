@@ -96,6 +96,7 @@ class _Shards:
         self.folder, self.plan, self.done = folder, plan, done
         self.categories, self.prefix = categories, prefix
         self.writer = self._writer(done.fields, len(done.shards)) if done.fields else None
+        self.names: set[str] | None = None
 
     def _writer(self, fields: tuple[FieldSpec, ...], first_shard: int = 0) -> ShardWriter:
         layout = self.plan.layout
@@ -119,9 +120,25 @@ class _Shards:
             self.done.skipped.append(Skipped(item, sample.reason))
             return
         if self.writer is None:
-            self.done.fields = infer_fields(sample, self.categories, self.plan.schema)
+            self.done.fields = infer_fields(sample, self.categories, self.plan.schema, item)
             self.writer = self._writer(self.done.fields)
+        if sample.keys() - self._names():
+            self._refuse_extra(item, sample)
         self._finished(self.writer.add(sample, item))
+
+    def _names(self) -> set[str]:
+        if self.names is None:
+            self.names = {f.name for f in self.done.fields}
+        return self.names
+
+    def _refuse_extra(self, item: str, sample: dict[str, Any]) -> None:
+        """A sample with fields the dataset's first sample did not have: never dropped."""
+        extra = sorted(map(str, sample.keys() - self._names()))
+        raise SourceError(
+            f"sample `{item}` has field(s) {extra} that the dataset's fields "
+            f"{sorted(self._names())} (from its first sample) lack; every sample must have the "
+            f"same fields. Add them to every sample, or drop them."
+        )
 
     def _add_block(self, block: RowBlock) -> None:
         assert self.writer is not None, "rows come only after the sample that fixed the fields"

@@ -9,6 +9,7 @@ import numpy as np
 import xxhash
 
 from loadwise.errors import SourceError
+from loadwise.format.fields.array import as_array, stored_dtype
 from loadwise.sources.base import Record
 
 
@@ -74,7 +75,7 @@ class IterableSource:
         for i, record in enumerate(self._records):
             if not isinstance(record, Mapping):
                 raise SourceError(f"record {i} is a {type(record).__name__}; records are dicts.")
-            yield str(i), {name: _plain(value) for name, value in record.items()}
+            yield str(i), {name: _plain(value, name, str(i)) for name, value in record.items()}
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "items": self._length}
@@ -90,18 +91,26 @@ def _length_of(records: Iterable[Any]) -> int:
 
 
 def _as_column(name: str, value: Any) -> Any:
-    value = _plain(value)
+    value = _plain(value, name)
     if isinstance(value, np.ndarray):
         if value.ndim == 0:
             raise SourceError(f"field `{name}` is a scalar; columns need one row per sample.")
+        if value.dtype.kind not in "OUS":
+            stored_dtype(value.dtype, name)  # refused now, not after reading everything
+        if 0 in value.shape[1:]:
+            raise SourceError(
+                f"field `{name}` has shape {value.shape}: samples with no values cannot be "
+                f"stored as rows. Drop the field, or pass its values as a list of 1-D arrays "
+                f"under a RaggedField."
+            )
         return value
     if isinstance(value, list | tuple):
         return list(value)
     raise SourceError(f"field `{name}` is a {type(value).__name__}; pass an array, tensor or list.")
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, name: str = "", item: str = "") -> Any:
     """Torch tensors become numpy arrays, so the writer sees one kind of array."""
     if type(value).__module__.startswith("torch"):
-        return value.detach().cpu().numpy()
+        return as_array(value, name, item)
     return value
