@@ -43,14 +43,16 @@ class ArraySource:
             yield str(i), {name: col[i] for name, col in self._columns.items()}
 
     def describe(self) -> dict[str, Any]:
+        """Kind, length and a fingerprint over every byte of every value (so ``resume=True``
+        never keeps shards of other data); no fingerprint where a value's content cannot be
+        hashed (e.g. an image file), and then ``pack`` refuses to resume."""
+        described: dict[str, Any] = {"kind": self.kind, "items": self._length}
         digest = xxhash.xxh3_64()
         for name, col in self._columns.items():
-            digest.update(name.encode())
-            if isinstance(col, np.ndarray):
-                digest.update(np.ascontiguousarray(col).view(np.uint8).reshape(-1).data)
-            else:
-                digest.update(repr(col).encode())
-        return {"kind": self.kind, "items": self._length, "fingerprint": digest.hexdigest()}
+            _feed(digest, name)
+            if not _feed(digest, col):
+                return described
+        return described | {"fingerprint": digest.hexdigest()}
 
 
 class IterableSource:
@@ -88,6 +90,34 @@ def _length_of(records: Iterable[Any]) -> int:
         raise SourceError(
             "this iterable has no length: pass `length=` so progress and shard sizes are known."
         ) from None
+
+
+def _feed(digest: Any, value: Any) -> bool:
+    """Add ``value`` to ``digest``, typed and length-prefixed, so that different values
+    never feed the same bytes; False if its content cannot be hashed."""
+    value = _plain(value)
+    if isinstance(value, np.generic):
+        value = np.asarray(value)
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        head = f"A{value.dtype.str}{value.shape}"
+        digest.update(f"{len(head)}:{head}".encode())
+        digest.update(np.ascontiguousarray(value).view(np.uint8).reshape(-1).data)
+        return True
+    if isinstance(value, np.ndarray | list | tuple):
+        digest.update(f"L{len(value)}:".encode())
+        return all(_feed(digest, v) for v in value)
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogatepass")
+        digest.update(f"S{len(value)}:".encode())
+    elif isinstance(value, bytes | bytearray | memoryview):
+        digest.update(f"B{len(value)}:".encode())
+    elif value is None or isinstance(value, bool | int | float | complex):
+        value = f"{type(value).__name__}:{value!r}".encode()
+        digest.update(f"N{len(value)}:".encode())
+    else:
+        return False
+    digest.update(value)
+    return True
 
 
 def _as_column(name: str, value: Any) -> Any:
