@@ -1,7 +1,12 @@
-"""Issue 18: ``resume`` never keeps shards of other data."""
+"""Issue 18: ``resume`` never keeps shards of other data, a full disk is a ``PackError``
+keeping the system's message, and a pack removes only its own leftovers."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +14,7 @@ import pytest
 
 import loadwise
 import loadwise.packing.partition as partition
-from loadwise.errors import ConfigError
+from loadwise.errors import ConfigError, PackError
 from loadwise.sources import ArraySource, ImageFile
 
 
@@ -63,3 +68,64 @@ def test_resume_is_refused_when_a_value_cannot_be_fingerprinted(tmp_path: Path) 
     assert "fingerprint" not in source.describe()
     with pytest.raises(ConfigError, match="`resume=True` needs a source whose content"):
         loadwise.pack(source, tmp_path / "d", resume=True, progress=False)
+
+
+def test_a_full_disk_is_a_pack_error_and_leaves_nothing(tmp_path: Path) -> None:
+    """A file size limit makes the disk 'full' for this process: a shard's write fails as
+    with ENOSPC, with EFBIG (the next test uses a really full filesystem, where it can)."""
+    code = textwrap.dedent(f"""
+        import resource, signal
+        import numpy as np, loadwise
+        from loadwise.errors import PackError
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+        try:
+            loadwise.pack({{"x": np.zeros((200, 4096), np.uint8)}}, {str(tmp_path / "d")!r},
+                          shard_bytes=1_000_000, progress=False)
+        except PackError as exc:
+            print(exc)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout, "the pack was not stopped by the limit"
+    assert "cannot write the pack of" in done.stdout and "File too large" in done.stdout
+    assert "free some space" in done.stdout and "Nothing was published" in done.stdout
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_real_full_disk_when_a_small_filesystem_can_be_mounted(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
+                             capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small filesystem here (needs root)")
+    try:
+        with pytest.raises(PackError, match=r"No space left on device.*free some space"):
+            loadwise.pack({"x": np.zeros((100, 8192), np.uint8)}, disk / "d", progress=False)
+        assert os.listdir(disk) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_an_unwritable_destination_is_a_pack_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(PackError, match=r"cannot write the pack of .*file/d"):
+        loadwise.pack({"x": np.arange(3)}, tmp_path / "file" / "d", progress=False)
+
+
+def test_a_name_with_glob_characters_removes_only_its_own_leftovers(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    others = [
+        tmp_path / f".data1.partial-{dead.pid}-0badf00d",  # `data[1]` as a glob matches it
+        tmp_path / f".data[1].partial-{dead.pid}-0badf00d.keep",
+        tmp_path / f".data[1].old-{dead.pid}-nothex00",
+    ]
+    for folder in others:
+        folder.mkdir()
+        (folder / "progress.json").write_text("{}")
+    mine = tmp_path / f".data[1].partial-{dead.pid}-0badf00d"
+    mine.mkdir()
+    loadwise.pack({"x": np.arange(3)}, tmp_path / "data[1]", progress=False)
+    assert all(folder.is_dir() for folder in others) and not mine.exists()
