@@ -30,7 +30,8 @@ from loadwise.packing.options import PackPlan, ShardLayout, with_legacy
 from loadwise.packing.partition import PartitionResult, assemble_manifest
 from loadwise.packing.progress import PROGRESS_NAME, PackProgress
 from loadwise.packing.staging import check_dest, publish, staging_dir, write_durably
-from loadwise.sources import DecodeOptions, Source, as_source
+from loadwise.sources import DecodeOptions, ImageOptions, Source, as_source
+from loadwise.sources.media import image_rules
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def pack(
         raise write_error(dest, exc) from exc
     try:
         parts = run(src, staging, plan, done or PackProgress(key), progress)
-        manifest = assemble_manifest(parts, described, _name(described, src))
+        manifest = assemble_manifest(parts, _with_rules(described, plan), _name(described, src))
         manifest = stamp_generation(staging, manifest)
         _write_manifest(staging, manifest)
         publish(staging, dest, overwrite)
@@ -141,6 +142,18 @@ def _key(described: dict[str, Any], plan: PackPlan, resume: bool) -> str:
         )
     options = {**plan.key(), "format": FORMAT_VERSION}
     return xxhash.xxh3_64_hexdigest(json.dumps([described, options], sort_keys=True).encode())
+
+
+#: Sources whose items are images ``pack`` decodes (their ``describe()["kind"]``).
+IMAGE_SOURCES = ("image-folder", "omniglot-folder", "archive")
+
+
+def _with_rules(described: dict[str, Any], plan: PackPlan) -> dict[str, Any]:
+    """The source as the manifest records it: for images, also what decoding did to them
+    (depth kept or scaled, orientation), which ``loadwise info`` shows."""
+    if described.get("kind") not in IMAGE_SOURCES and plan.decode.image == ImageOptions():
+        return described
+    return described | {"images": image_rules(plan.decode.image)}
 
 
 def write_error(dest: Path, exc: OSError) -> PackError:
