@@ -105,7 +105,9 @@ def test_any_other_os_error_is_one_line_too(
     _one_line_exit_2(["info", str(packed)], capsys, "`somewhere` Input/output error")
 
 
-def test_pack_takes_an_archive_like_the_api(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pack_takes_an_archive_like_the_api(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     archive = tmp_path / "x.zip"
     with zipfile.ZipFile(archive, "w") as out:
         for i, name in enumerate(["cat/1.png", "cat/2.png", "dog/1.png"]):

@@ -26,7 +26,22 @@ import loadwise
 from loadwise.errors import LoadwiseError
 
 MODES = ("eager", "lazy", "cached", "streaming")
-STORED = ("u1", "i1", "<u2", ">u2", "<i2", "<u4", ">i4", "<i8", ">u8", "<f2", ">f4", "<f8", ">f8", "?")
+STORED = (
+    "u1",
+    "i1",
+    "<u2",
+    ">u2",
+    "<i2",
+    "<u4",
+    ">i4",
+    "<i8",
+    ">u8",
+    "<f2",
+    ">f4",
+    "<f8",
+    ">f8",
+    "?",
+)
 UNSTORABLE = ("<c8", ">c16", "g", "M8[s]", "m8[ms]", "U3", "S2")
 _NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True)
 _ODD_NAMES = st.one_of(
@@ -38,7 +53,9 @@ KEYS = st.integers(0, 15).flatmap(lambda n: _ODD_NAMES if n == 0 else _NAMES)  #
 
 
 def _arrays(dtype: str, shape: tuple[int, ...]) -> st.SearchStrategy[Any]:
-    return hnp.arrays(np.dtype(dtype), shape, elements=None if dtype[-1] not in "SU" else st.just("a"))
+    return hnp.arrays(
+        np.dtype(dtype), shape, elements=None if dtype[-1] not in "SU" else st.just("a")
+    )
 
 
 @st.composite

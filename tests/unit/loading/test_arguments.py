@@ -40,7 +40,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Any:
         ({"batch_transform": "normalize"}, r"`batch_transform` must be a callable"),
     ],
 )
-def test_bad_loader_arguments_are_config_errors(data: Any, options: dict[str, Any], match: str) -> None:
+def test_bad_loader_arguments_are_config_errors(
+    data: Any, options: dict[str, Any], match: str
+) -> None:
     with pytest.raises(ConfigError, match=match):
         loadwise.loader(data, **options)
 

@@ -152,7 +152,9 @@ def test_damaged_and_encrypted_members_are_items_on_error_applies_to(tmp_path: P
 def _central_entry(blob: bytearray, name: str) -> int:
     """Where the central directory entry of ``name`` starts."""
     at = blob.index(b"PK\x01\x02")
-    while blob[at + 46 : at + 46 + int.from_bytes(blob[at + 28 : at + 30], "little")] != name.encode():
+    while (
+        blob[at + 46 : at + 46 + int.from_bytes(blob[at + 28 : at + 30], "little")] != name.encode()
+    ):
         at = blob.index(b"PK\x01\x02", at + 4)
     return at
 
