@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tests.contracts.sources import assert_source_contract
 
 import loadwise
 from loadwise.errors import SourceError
@@ -159,9 +160,7 @@ def _central_entry(blob: bytearray, name: str) -> int:
     return at
 
 
-@pytest.mark.parametrize("style", ["dot", "double-slash"])
-def test_archives_made_the_ordinary_way_pack(tmp_path: Path, style: str) -> None:
-    path = tmp_path / "x.tgz"
+def _ordinary_tar(path: Path, style: str) -> Path:
     with tarfile.open(path, "w:gz") as archive:  # what `tar czf x.tgz .` writes
         for folder in ("./", "./cat/", "./dog/"):
             info = tarfile.TarInfo(folder)
@@ -171,10 +170,20 @@ def test_archives_made_the_ordinary_way_pack(tmp_path: Path, style: str) -> None
             info = tarfile.TarInfo(f"./{name}" if style == "dot" else name.replace("/", "//"))
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("style", ["dot", "double-slash"])
+def test_archives_made_the_ordinary_way_pack(tmp_path: Path, style: str) -> None:
+    path = _ordinary_tar(tmp_path / "x.tgz", style)
     report = loadwise.pack(path, tmp_path / "d", progress=False)
     assert report.num_samples == 6
     with loadwise.open(tmp_path / "d", "lazy") as data:
         assert data.get_batch(np.arange(6))["path"] == sorted(GOOD)
+
+
+def test_an_archive_made_the_ordinary_way_keeps_the_source_contract(tmp_path: Path) -> None:
+    assert_source_contract(ArchiveSource(_ordinary_tar(tmp_path / "x.tgz", "dot")))
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar"])

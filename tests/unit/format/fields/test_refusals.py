@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+from tests.contracts.modes import assert_mode_contract
 
 import loadwise
 from loadwise.errors import ConfigError, SourceError
@@ -148,3 +149,26 @@ def test_declared_fields_with_unstorable_dtypes_are_config_errors() -> None:
         RaggedField("t", "complex64")
     with pytest.raises(ConfigError, match="numpy does not know"):
         RaggedField("t", "nonsense")
+
+
+@pytest.fixture(scope="module")
+def odd_dtypes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """uint16, float16, bool and big-endian columns over several shards."""
+    rng = np.random.default_rng(3)
+    given = {
+        "u16": rng.integers(0, 65536, (90, 2, 3)).astype(np.uint16),
+        "be": rng.integers(-(2**31), 2**31, 90).astype(">i4"),
+        "f16": rng.standard_normal(90).astype(np.float16),
+        "flag": rng.random(90) > 0.5,
+    }
+    dest = tmp_path_factory.mktemp("odd") / "d"
+    loadwise.pack(given, dest, shard_bytes=400, progress=False)
+    return dest, given | {"be": given["be"].astype(np.int32)}  # read back little-endian
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_uint16_float16_bool_and_big_endian_keep_the_mode_contract(
+    odd_dtypes: tuple[Path, dict[str, Any]], mode: str
+) -> None:
+    packed, expected = odd_dtypes
+    assert_mode_contract(lambda: loadwise.open(packed, mode), expected)
