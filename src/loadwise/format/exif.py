@@ -40,14 +40,14 @@ def jpeg_orientation(data: bytes | memoryview) -> int:
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker in (0xDA, 0xD9):  # start of scan / end of image: no header follows
-            return 1
         if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
             pos += 2
             continue
+        if not (0xE0 <= marker <= 0xEF or marker == 0xFE):  # EXIF is among the first APPn
+            return 1  # segments: past them (tables, frame, scan) there is none to find
         length = int.from_bytes(data[pos + 2 : pos + 4], "big")
         if marker == 0xE1 and bytes(data[pos + 4 : pos + 10]) == b"Exif\0\0":
-            return _tiff_orientation(bytes(data[pos + 10 : pos + 2 + length]))
+            return _tiff_orientation(data, pos + 10, min(pos + 2 + length, end))
         pos += 2 + length
     return 1
 
@@ -63,19 +63,21 @@ def orientation(image: Image.Image, data: bytes | memoryview) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _tiff_orientation(tiff: bytes) -> int:
-    """The orientation tag of the first IFD of an EXIF (TIFF) block."""
-    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+def _tiff_orientation(data: bytes | memoryview, base: int, end: int) -> int:
+    """The orientation tag of the first IFD of the EXIF (TIFF) block ``data[base:end]``,
+    read in place (a block may hold a thumbnail: tens of KB not worth copying)."""
+    head = bytes(data[base : base + 2])
+    if end - base < 8 or head not in (b"II", b"MM"):
         return 1
-    order: Literal["little", "big"] = "little" if tiff[:2] == b"II" else "big"
-    ifd = int.from_bytes(tiff[4:8], order)
-    if ifd + 2 > len(tiff):
+    order: Literal["little", "big"] = "little" if head == b"II" else "big"
+    ifd = base + int.from_bytes(data[base + 4 : base + 8], order)
+    if ifd + 2 > end:
         return 1
-    count = int.from_bytes(tiff[ifd : ifd + 2], order)
+    count = int.from_bytes(data[ifd : ifd + 2], order)
     for entry in range(ifd + 2, ifd + 2 + 12 * min(count, _MAX_ENTRIES), 12):
-        if entry + 12 > len(tiff):
+        if entry + 12 > end:
             return 1
-        if int.from_bytes(tiff[entry : entry + 2], order) == _ORIENTATION_TAG:
-            value = int.from_bytes(tiff[entry + 8 : entry + 10], order)
+        if int.from_bytes(data[entry : entry + 2], order) == _ORIENTATION_TAG:
+            value = int.from_bytes(data[entry + 8 : entry + 10], order)
             return value if 1 <= value <= 8 else 1
     return 1
