@@ -64,6 +64,12 @@ def decode_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             opened = Image.open(io.BytesIO(data))
+            if mode is None and _wide_colour(opened):
+                raise SourceError(
+                    f"cannot decode image `{name}` at its depth: it has 16-bit colour, which "
+                    f"Pillow reads only as 8 bits (each value's high byte). Pass "
+                    f"`image_mode='RGB'` to store it so, or convert it to 16-bit grayscale."
+                )
             turn = exif.orientation(opened, data)
             if size is not None:  # a reduced JPEG decode, at least ``size`` once turned
                 opened.draft(
@@ -87,6 +93,18 @@ _DEEP: dict[str, np.dtype] = {
     "I;16": np.dtype(np.uint16), "I;16L": np.dtype(np.uint16), "I;16B": np.dtype(np.uint16),
     "I;16N": np.dtype(np.uint16), "I": np.dtype(np.int32), "F": np.dtype(np.float32),
 }  # fmt: skip
+
+
+def _wide_colour(image: Image.Image) -> bool:
+    """Colour with 16 bits a channel (a 48/64-bit PNG, a 16-bit RGB TIFF), which Pillow
+    decodes to 8 bits: told from the raw mode of its tiles before anything is decoded."""
+    if image.mode not in ("RGB", "RGBA", "CMYK", "LA"):
+        return False
+    for tile in getattr(image, "tile", None) or ():
+        raw = tile[3][0] if isinstance(tile[3], tuple) and tile[3] else tile[3]
+        if isinstance(raw, str) and ";16" in raw:
+            return True
+    return False
 
 
 def _pixels(image: Image.Image, mode: str | None, size: tuple[int, int] | None) -> np.ndarray:

@@ -3,8 +3,10 @@ or scaled to 8 bits when a mode is asked for, never clipped.
 
 Pillow's own ``convert("L")`` clips such images (a 16-bit PNG becomes 0 or 255 almost
 everywhere); the conversions here scale instead, and refuse values that no fixed scale maps
-into 0-255 without clipping. What ``pack`` does is written in the manifest's ``source`` and
-shown by ``loadwise info`` (``RULES``).
+into 0-255 without clipping. 16-bit colour (a 48-bit PNG) is a limit of Pillow, which reads
+only its high bytes: ``codecs.py`` refuses it unless a mode is asked (then it is 8-bit).
+What ``pack`` does is written in the manifest's ``source`` and shown by ``loadwise info``
+(``RULES``).
 """
 
 from __future__ import annotations

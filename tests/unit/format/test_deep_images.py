@@ -144,3 +144,32 @@ def test_a_rotated_jpeg_in_a_batch_of_encoded_images_is_upright(tmp_path: Path) 
         (3, 20, 40),
         (3, 40, 20),
     ]
+
+
+def _png48(values: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one; the format is simple)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    height, width, _ = values.shape
+    rows = b"".join(b"\x00" + values[y].astype(">u2").tobytes() for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + (chunk(b"IEND", b""))
+    )
+
+
+def test_sixteen_bit_colour_that_pillow_narrows_is_refused_unless_a_mode_is_asked() -> None:
+    values = (np.arange(4 * 3 * 3, dtype=np.uint16).reshape(4, 3, 3) * 1500).astype(np.uint16)
+    data = _png48(values)
+    with pytest.raises(SourceError, match=r"`c\.png` at its depth: it has 16-bit colour"):
+        decode_image(data, name="c.png")
+    narrowed = decode_image(data, mode="RGB")  # asked: Pillow's 8 bits, the high bytes
+    assert np.array_equal(narrowed.transpose(1, 2, 0), (values >> 8).astype(np.uint8))
