@@ -27,7 +27,9 @@ def write_hdf5(path: Path, n: int = SAMPLES, *, chunks: int | None = 32) -> Path
 
     data = columns(n)
     with h5py.File(path, "w") as f:
-        f.create_dataset("images", data=data["images"], chunks=(chunks, 3, 6, 5) if chunks else None)
+        f.create_dataset(
+            "images", data=data["images"], chunks=(chunks, 3, 6, 5) if chunks else None
+        )
         f.create_dataset("labels", data=data["labels"])
         f.create_dataset("features", data=data["features"], chunks=(50, 4), compression="gzip")
         f.create_dataset("names", data=[f"s{i}" for i in range(n)], dtype=h5py.string_dtype())

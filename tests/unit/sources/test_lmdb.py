@@ -38,7 +38,11 @@ def test_lmdb_source_keeps_the_contract(npy_db: Path) -> None:
 @pytest.mark.parametrize(
     ("values", "stored", "expected"),
     [
-        ("npy", [npy_bytes(np.arange(3) * i) for i in range(4)], [np.arange(3) * i for i in range(4)]),
+        (
+            "npy",
+            [npy_bytes(np.arange(3) * i) for i in range(4)],
+            [np.arange(3) * i for i in range(4)],
+        ),
         ("text", ["héllo".encode(), b"w", b"", "ünï".encode()], ["héllo", "w", "", "ünï"]),
         ("bytes", [b"\x00\xff", b"a", b"", b"\x80"], [b"\x00\xff", b"a", b"", b"\x80"]),
     ],
@@ -65,7 +69,9 @@ def test_images_are_decoded_by_pack(tmp_path: Path) -> None:
     with loadwise.open(tmp_path / "packed", "eager") as packed:
         image = packed.get_batch([1])["value"][0]
     assert tuple(image.shape) == (3, 5, 7)
-    np.testing.assert_array_equal(image.numpy(), np.asarray(Image.open(io.BytesIO(_png(2)))).transpose(2, 0, 1))
+    np.testing.assert_array_equal(
+        image.numpy(), np.asarray(Image.open(io.BytesIO(_png(2)))).transpose(2, 0, 1)
+    )
 
 
 def test_the_first_value_tells_the_kind() -> None:
@@ -77,7 +83,9 @@ def test_the_first_value_tells_the_kind() -> None:
 def test_pickled_values_are_refused_and_named(tmp_path: Path) -> None:
     stored = {b"good": npy_bytes(np.zeros(2)), b"evil": pickle.dumps({"x": np.zeros(2)})}
     db = write_lmdb(tmp_path / "db", stored)
-    with pytest.raises(SourceError, match="key `evil` .* is a Python pickle: loadwise never unpickles"):
+    with pytest.raises(
+        SourceError, match="key `evil` .* is a Python pickle: loadwise never unpickles"
+    ):
         loadwise.pack(LMDBSource(db, "npy"), tmp_path / "p1", progress=False)
     report = loadwise.pack(LMDBSource(db, "npy"), tmp_path / "p2", on_error="skip", progress=False)
     assert report.num_samples == 1 and report.skipped[0].item == "evil"

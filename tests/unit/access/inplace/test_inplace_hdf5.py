@@ -28,7 +28,8 @@ def h5(tmp_path: Path) -> Path:
 
 
 def _all_labels(loader: DataLoader) -> dict[int, int]:
-    return {int(i): int(l) for b in loader for i, l in zip(b["index"], b["labels"], strict=True)}
+    pairs = ((i, y) for b in loader for i, y in zip(b["index"], b["labels"], strict=True))
+    return {int(i): int(y) for i, y in pairs}
 
 
 def test_a_file_opened_before_fork_reads_right_in_forked_workers(h5: Path) -> None:
