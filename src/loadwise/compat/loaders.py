@@ -115,9 +115,8 @@ class DataLoaderFactory:
         """Batches of a ``TextDataset`` (packed once, tokens padded to each batch's longest);
         ``tokenizer=`` and the other ``TextDataset`` keywords pass through ``options``.
         ``config.bucket_by_length`` groups similar lengths; ``max_memory_usage`` picks the mode."""
-        from loadwise.compat.text import TextDataset
-
         from loadwise.compat.collate import CustomCollateFn
+        from loadwise.compat.text import TextDataset
 
         config = config or DataLoaderConfig()
         dataset = TextDataset(data_path, max_length=max_length, pad_to="longest",

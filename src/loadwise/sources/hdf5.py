@@ -2,7 +2,10 @@
 
 ``HDF5File`` is the file as ``arrayfile.py`` needs it: opened lazily in each process (never
 shared across ``fork``, never pickled), a batch of rows read as one selection per array
-(runs of consecutive rows merged into one hyperslab union, a single ``H5Dread``).
+(runs of consecutive rows merged into one hyperslab union, a single ``H5Dread``). A dataset
+stored contiguously without filters in native byte order (h5py's default layout) lies in
+the file exactly as numpy holds it: its runs are read with one ``pread`` each at the data's
+offset, skipping HDF5's per-call selection work (5-10x fewer microseconds per batch here).
 
 The chunk cache (per dataset, per process) is sized from the data: uncompressed chunks get
 none, so a row is read straight from the file rather than its whole chunk (HDF5 loads any
@@ -13,6 +16,7 @@ largest, within ``CACHE_LIMIT``, so a streaming window decodes each chunk about 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,9 +53,11 @@ def is_hdf5(path: Path) -> bool:
 
 @dataclass
 class _Opened:
-    """This process's open file and the datasets looked up in it so far."""
+    """This process's open file, a plain descriptor of it (for direct reads), and the
+    datasets looked up in it so far."""
 
     file: Any
+    fd: int
     datasets: dict[str, Any] = field(default_factory=dict)
 
 
@@ -66,7 +72,7 @@ class HDF5File:
         self.signature = FileSignature.of(self.path)
         try:
             with h5py.File(self.path, "r") as opened:
-                self._listing, filtered = _list(opened, h5py)
+                self._listing, filtered, self._direct = _list(opened, h5py)
         except OSError as exc:
             raise SourceError(f"`{self.path}` is not a readable HDF5 file: {exc}") from exc
         self.cache_bytes = min(CACHE_LIMIT, CACHED_CHUNKS * filtered)
@@ -79,7 +85,11 @@ class HDF5File:
         """Rows ``start:stop`` of dataset ``name``, one read."""
         info = self._listing[name]
         out = np.empty((stop - start, *info.shape[1:]), info.dtype)
-        if stop > start:
+        if stop <= start:
+            return out
+        if name in self._direct:
+            self._pread(name, out, np.array([start]), np.array([stop]))
+        else:
             self._read(name, out, lambda ds: ds.read_direct(out, np.s_[start:stop]))
         return out
 
@@ -87,7 +97,11 @@ class HDF5File:
         """Sorted, unique ``rows`` of dataset ``name``: one read of the union of their runs."""
         info = self._listing[name]
         out = np.empty((len(rows), *info.shape[1:]), info.dtype)
-        if len(rows):
+        if not len(rows):
+            return out
+        if name in self._direct:
+            self._pread(name, out, *runs_of(rows))
+        else:
             self._read(name, out, lambda ds: _read_runs(ds, rows, out))
         return out
 
@@ -110,7 +124,30 @@ class HDF5File:
         h5py = h5py_module()
         slots = max(521, 100 * CACHED_CHUNKS) | 1
         opened = h5py.File(self.path, "r", rdcc_nbytes=self.cache_bytes, rdcc_nslots=slots)
-        return _Opened(opened)
+        return _Opened(opened, os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
+
+    def _pread(self, name: str, out: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> None:
+        """Runs of rows of a contiguous, unfiltered dataset read straight from the file at
+        its data's offset, one ``pread`` per run into ``out`` (no HDF5 call per batch)."""
+        try:
+            fd = self._handle.get().fd
+        except OSError as exc:
+            raise self._damaged(name, exc) from exc
+        size = self._listing[name].row_bytes
+        into = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+        at, base = 0, self._direct[name]
+        for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+            want = (stop - start) * size
+            if os.preadv(fd, [into[at : at + want]], base + start * size) != want:
+                raise self._damaged(name, OSError(f"rows {start}-{stop} lie past the file's end"))
+            at += want
+
+    def _damaged(self, name: str, exc: BaseException) -> IntegrityError:
+        self.signature.check()  # a replaced or truncated file: say so
+        return IntegrityError(
+            f"cannot read dataset `{name}` of `{self.path}`: {exc}. The file may be "
+            f"damaged; check it with `h5dump -H`."
+        )
 
     def _read(self, name: str, out: np.ndarray, read: Any) -> None:
         try:
@@ -120,15 +157,12 @@ class HDF5File:
                 dataset = opened.datasets[name] = opened.file[name]
             read(dataset)
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
-            self.signature.check()  # a replaced or truncated file: say so
-            raise IntegrityError(
-                f"cannot read dataset `{name}` of `{self.path}`: {exc}. The file may be "
-                f"damaged; check it with `h5dump -H`."
-            ) from exc
+            raise self._damaged(name, exc) from exc
 
 
 def _close(opened: _Opened) -> None:
     opened.datasets.clear()
+    os.close(opened.fd)
     opened.file.close()
 
 
@@ -148,10 +182,12 @@ def _read_runs(dataset: Any, rows: np.ndarray, out: np.ndarray) -> None:
     dataset.id.read(h5s.create_simple(out.shape), space, out)
 
 
-def _list(opened: Any, h5py: Any) -> tuple[dict[str, ArrayInfo], int]:
-    """Every dataset of the file, and the bytes of its largest compressed chunk."""
+def _list(opened: Any, h5py: Any) -> tuple[dict[str, ArrayInfo], int, dict[str, int]]:
+    """Every dataset of the file, the bytes of its largest compressed chunk, and where the
+    data of each contiguous, unfiltered, native-order dataset starts in the file."""
     found: dict[str, ArrayInfo] = {}
     filtered = [0]
+    direct: dict[str, int] = {}
 
     def visit(name: str, obj: Any) -> None:
         if not isinstance(obj, h5py.Dataset):
@@ -163,9 +199,23 @@ def _list(opened: Any, h5py: Any) -> tuple[dict[str, ArrayInfo], int]:
         if obj.chunks and obj.id.get_create_plist().get_nfilters() and not problem:
             filtered[0] = max(filtered[0], rows * info.row_bytes)
         found[name] = info
+        if not problem and shape and (offset := _data_offset(obj, h5py)) is not None:
+            direct[name] = offset
 
     opened.visititems(visit)
-    return found, filtered[0]
+    return found, filtered[0], direct
+
+
+def _data_offset(dataset: Any, h5py: Any) -> int | None:
+    """Where a dataset's raw rows start in the file, if they lie there as numpy would hold
+    them: contiguous, unfiltered, not external, written, in native byte order."""
+    plist = dataset.id.get_create_plist()
+    if plist.get_layout() != h5py.h5d.CONTIGUOUS or plist.get_nfilters():
+        return None
+    if plist.get_external_count() or not dataset.dtype.isnative:
+        return None
+    offset = dataset.id.get_offset()
+    return None if offset is None else int(offset)
 
 
 def _problem(dtype: np.dtype, h5py: Any) -> str | None:

@@ -117,3 +117,19 @@ def test_modes_that_need_a_packed_dataset_say_how(h5: Path) -> None:
     with pytest.raises(ModeError, match=r"lazy or streaming, not 'eager'.*HDF5Source"):
         loadwise.open(h5, "eager")
     assert loadwise.open(h5, "auto").mode == "lazy"
+
+
+def test_contiguous_datasets_are_read_straight_from_the_file(tmp_path: Path) -> None:
+    from loadwise.sources.hdf5 import HDF5File
+
+    path = write_hdf5(tmp_path / "flat.h5", chunks=None)
+    file = HDF5File(path)
+    assert sorted(file._direct) == ["images", "labels", "mean"]  # not chunked `features`
+    rows = np.array([0, 1, 2, 17, 250, 299])
+    np.testing.assert_array_equal(file.read_rows("images", rows), columns()["images"][rows])
+    np.testing.assert_array_equal(file.read_slice("labels", 5, 9), columns()["labels"][5:9])
+    with open(path, "r+b") as handle:  # cut into the images' data
+        handle.truncate(file._direct["images"] + 100 * 90)
+    file.signature = type(file.signature).of(path)  # as if it had been opened so
+    with pytest.raises(IntegrityError, match=r"dataset `images` of .*flat\.h5`: rows 299-300"):
+        file.read_rows("images", np.array([299]))
