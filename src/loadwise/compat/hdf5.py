@@ -85,11 +85,12 @@ class HDF5Dataset(Dataset):
         self.data.close()
 
     def _scaled(self, indices: Sequence[int] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch as float32 in [0, 1], converted in one numpy pass on this thread (torch's
+        two-thread ops took 20 ms for a 3 MB batch on this busy 2-core VM, numpy 1 ms)."""
         batch = self.data.get_batch(indices)
-        images = batch["image"].to(torch.float32)
-        if self.scale != 1.0:
-            images.mul_(1.0 / self.scale)
-        return images, batch["label"]
+        stored = batch["image"].numpy()
+        images = np.multiply(stored, np.float32(1.0 / self.scale), dtype=np.float32)
+        return torch.from_numpy(images), batch["label"]
 
 
 def _scale(dtype: np.dtype) -> float:
