@@ -61,6 +61,8 @@ class HDF5Dataset(Dataset):
             )
             self.data = open_dataset(packed, mode, fields=["image", "label"])
         self.loading_mode = LoadingMode(self.data.mode)
+        if callable(getattr(self.data, "order", None)):  # streaming: the loader follows its
+            self.order = self.data.order  # windowed chunk order, so reads stay local
 
     def __len__(self) -> int:
         return len(self.data)

@@ -76,3 +76,13 @@ def test_the_factory_honours_memory_efficient_and_max_memory_usage(h5: Path) -> 
         assert loader.dataset.loading_mode.value == "eager"  # 24 KB fits in half of RAM
         labels = torch.cat([labels for _, labels in loader])
         assert sorted(labels.tolist()) == sorted(columns()["labels"].tolist())
+
+
+def test_streaming_batches_follow_the_windowed_chunk_order(h5: Path) -> None:
+    dataset = HDF5Dataset(h5, loading_mode="streaming")
+    loader = loadwise.loader(dataset, 16, seed=4)
+    expected = dataset.data.order(0, 4, True)
+    assert (
+        torch.cat([labels for _, labels in loader]).tolist()
+        == columns()["labels"][expected].tolist()
+    )

@@ -52,3 +52,14 @@ def test_cut_and_padded_to_max_length_with_a_pad_id() -> None:
 def test_bad_options(options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         PadText(**options)  # type: ignore[arg-type]
+
+
+def test_the_device_path_pads_alike() -> None:
+    """The torch path (used on a GPU) gives what the numpy path gives on the CPU."""
+    from loadwise.transforms.text import _padded_numpy, _padded_torch
+
+    batch = _batch()
+    for width, pad_id in ((4, 0), (6, -1)):
+        args = (batch["input_ids"], batch["input_ids_lengths"], width, pad_id, torch.int64)
+        for ours, theirs in zip(_padded_numpy(*args), _padded_torch(*args), strict=True):
+            assert torch.equal(ours, theirs)

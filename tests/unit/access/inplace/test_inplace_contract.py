@@ -45,3 +45,16 @@ def test_read_in_place_keeps_the_mode_contract(
 def test_read_in_place_resumes_exactly(files: dict[str, tuple[Path, Columns]], mode: str) -> None:
     dataset = loadwise.open(files["hdf5"][0], mode, fields=["images", "labels"])
     assert_resumes_exactly(lambda **kw: loadwise.loader(dataset, seed=3, **kw))
+
+
+def test_an_lmdb_database_replaced_while_open_is_refused(tmp_path: Path) -> None:
+    from loadwise.errors import IntegrityError
+
+    path = write_lmdb(tmp_path / "data.lmdb", npy_values(20))
+    dataset = loadwise.open(path, "lazy")
+    dataset.get_batch([0])
+    write_lmdb(tmp_path / "other.lmdb", npy_values(30))
+    (tmp_path / "other.lmdb" / "data.mdb").replace(path / "data.mdb")
+    with pytest.raises(IntegrityError, match=r"data\.mdb` was replaced by another file"):
+        dataset.get_batch([1])
+    dataset.close()
