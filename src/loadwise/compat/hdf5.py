@@ -80,7 +80,7 @@ class HDF5Dataset(Dataset):
         """``(images [B, ...] float32, labels [B])``: one sorted read per array; with a
         ``transform``, the items collated after it."""
         if self.transform is not None:
-            return default_collate(self.__getitems__(indices))  # type: ignore[no-any-return]
+            return default_collate(self.__getitems__(indices))
         return self._scaled(indices)
 
     def close(self) -> None:

@@ -204,12 +204,13 @@ class Loader:
     def _epoch_sampler(self) -> EpochBatchSampler:
         cfg, n = self.config, len(self.dataset)
         order_of = getattr(self.dataset, "order", None)
+        order: OrderFn
         if self._bucket_group is not None:
             order = bucketed_order(
                 self.dataset, self._bucket_group, cfg.generator_seed, cfg.shuffle
             )
         elif callable(order_of):
-            order: OrderFn = lambda e: order_of(e, cfg.generator_seed, cfg.shuffle)  # noqa: E731
+            order = lambda e: order_of(e, cfg.generator_seed, cfg.shuffle)  # noqa: E731
         else:
             order = lambda e: epoch_order(n, cfg.generator_seed, e, cfg.shuffle)  # noqa: E731
         return EpochBatchSampler(

@@ -165,7 +165,7 @@ class LineFile(_Texts):
         if not len(self.starts):
             raise SourceError(f"text file `{path}` holds no non-empty line.")
         source.invalid_lines = self._invalid_lines()
-        self.labels = self._labels() if jsonl else [None] * len(self.starts)
+        self.labels: list[int | None] = self._labels() if jsonl else [None] * len(self.starts)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -220,7 +220,7 @@ class LineFile(_Texts):
 
     def _labels(self) -> list[int | None]:
         """Labels of every line: ints as they are, strings as indices of their sorted names."""
-        key, raw, names = self.source.label_key, [], []
+        key, raw, names = self.source.label_key, list[Any](), list[str]()
         for start, stop in self._blocks():
             block_names, texts = self._texts(start, stop)
             raw += [_object(t, n).get(key) for t, n in zip(texts, block_names, strict=True)]

@@ -41,10 +41,11 @@ def _reset_after_fork() -> None:
     sync = sys.modules.get("zarr.core.sync")
     if sync is None:
         return
-    sync.loop[0] = None
-    sync.iothread[0] = None
-    sync._executor = None
-    sync._lock = None  # a lock a parent thread held at the fork is never released here
+    state = vars(sync)
+    state["loop"][0] = None
+    state["iothread"][0] = None
+    state["_executor"] = None
+    state["_lock"] = None  # a lock a parent thread held at the fork is never released here
 
 
 if hasattr(os, "register_at_fork"):

@@ -47,7 +47,11 @@ class PadText:
         ids, lengths = out.pop(self.field), out.pop(self.field + LENGTHS_SUFFIX)
         if self.max_length is not None:
             ids, lengths = ids[:, : self.max_length], lengths.clamp(max=self.max_length)
-        width = self.max_length if self.pad_to == "max_length" else int(ids.shape[1])
+        width = (
+            int(ids.shape[1])
+            if self.max_length is None or self.pad_to == "longest"
+            else self.max_length
+        )
         pad = _padded_numpy if ids.device.type == "cpu" else _padded_torch
         out["input_ids"], out["attention_mask"] = pad(ids, lengths, width, self.pad_id, self.dtype)
         out["lengths"] = lengths
