@@ -188,7 +188,6 @@ def interleaved(
         for side, name in names if r % 2 == 0 else names[::-1]:
             value = rate(sides[side][name], seconds)
             figures[f"{side}/{name}"].append(value)
-            best[side] = max(best[side], value)
             if side == "ours" and EXTRA in name:
                 best["extra"] = max(best["extra"], value)
             else:
@@ -200,6 +199,7 @@ def interleaved(
         "ratios": per_round,
         "ratio_median_with_extras": statistics.median(extra_rounds),
         "samples_per_second_median": {k: statistics.median(v) for k, v in figures.items()},
+        "samples_per_second_by_round": figures,
     }
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import multiprocessing
+import os
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +138,27 @@ def test_not_an_lmdb_database(tmp_path: Path) -> None:
 def test_features_come_back_per_key(npy_db: Path) -> None:
     rows = LMDBFile(npy_db).values(np.array([0, 299]))
     np.testing.assert_array_equal(np.load(io.BytesIO(rows[1])), columns()["features"][299])
+
+
+def _child_reads(file: LMDBFile, send: object) -> None:
+    from loadwise.sources import lmdb as module
+
+    inherited = file.is_open
+    value = file.values(np.array([3]))[0]
+    send.send((inherited, module._OPEN_PID[0] == os.getpid(), value))  # type: ignore[attr-defined]
+
+
+def test_a_forked_child_opens_its_own_environment(npy_db: Path) -> None:
+    file = LMDBFile(npy_db)
+    file.values(np.array([0]))  # the parent's environment is open
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child = context.Process(target=_child_reads, args=(file, send))
+        child.start()
+    assert receive.poll(30)
+    inherited, reopened, value = receive.recv()
+    child.join(10)
+    assert not inherited and reopened and value == npy_values()[b"key-0003"]
+    assert file.values(np.array([3]))[0] == value  # the parent's still works
