@@ -19,7 +19,9 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from loadwise import sources
     from loadwise.access.auto import LoadingMode, choose_mode
     from loadwise.access.auto import open_dataset as open
+    from loadwise.compat.collate import CustomCollateFn
     from loadwise.compat.datasets import BaseDataset, ImageDataset, MemoryEfficientDataset
+    from loadwise.compat.hdf5 import HDF5Dataset
     from loadwise.compat.loaders import DataLoaderFactory, EfficientDataLoader
     from loadwise.compat.monitors import DataLoaderPerformanceMonitor, MemoryMonitor
     from loadwise.compat.omniglot import (
@@ -28,6 +30,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         PrefetchedOmniglotDataset,
     )
     from loadwise.compat.splits import create_dataloaders
+    from loadwise.compat.text import TextDataset
     from loadwise.format.verify import VerifyReport, verify
     from loadwise.loading.build import Loader
     from loadwise.loading.config import DataLoaderConfig
@@ -39,10 +42,12 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
 #: Public name -> (module, attribute in it; None for the module itself), imported on first use.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "BaseDataset": ("loadwise.compat.datasets", "BaseDataset"),
+    "CustomCollateFn": ("loadwise.compat.collate", "CustomCollateFn"),
     "DataLoaderConfig": ("loadwise.loading.config", "DataLoaderConfig"),
     "DataLoaderFactory": ("loadwise.compat.loaders", "DataLoaderFactory"),
     "DataLoaderPerformanceMonitor": ("loadwise.compat.monitors", "DataLoaderPerformanceMonitor"),
     "EfficientDataLoader": ("loadwise.compat.loaders", "EfficientDataLoader"),
+    "HDF5Dataset": ("loadwise.compat.hdf5", "HDF5Dataset"),
     "ImageDataset": ("loadwise.compat.datasets", "ImageDataset"),
     "Loader": ("loadwise.loading.build", "Loader"),
     "LoadingMode": ("loadwise.access.auto", "LoadingMode"),
@@ -52,6 +57,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "OmniglotTaskDataset": ("loadwise.compat.omniglot", "OmniglotTaskDataset"),
     "PackReport": ("loadwise.packing.pack", "PackReport"),
     "PrefetchedOmniglotDataset": ("loadwise.compat.omniglot", "PrefetchedOmniglotDataset"),
+    "TextDataset": ("loadwise.compat.text", "TextDataset"),
     "VerifyReport": ("loadwise.format.verify", "VerifyReport"),
     "choose_mode": ("loadwise.access.auto", "choose_mode"),
     "create_dataloaders": ("loadwise.compat.splits", "create_dataloaders"),
@@ -83,10 +89,12 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BaseDataset",
+    "CustomCollateFn",
     "DataLoaderConfig",
     "DataLoaderFactory",
     "DataLoaderPerformanceMonitor",
     "EfficientDataLoader",
+    "HDF5Dataset",
     "ImageDataset",
     "Loader",
     "LoadingMode",
@@ -97,6 +105,7 @@ __all__ = [
     "OmniglotTaskDataset",
     "PackReport",
     "PrefetchedOmniglotDataset",
+    "TextDataset",
     "VerifyReport",
     "__version__",
     "choose_mode",

@@ -15,10 +15,12 @@ import loadwise
 def test_public_names_are_pinned() -> None:
     assert sorted(loadwise.__all__) == [
         "BaseDataset",
+        "CustomCollateFn",
         "DataLoaderConfig",
         "DataLoaderFactory",
         "DataLoaderPerformanceMonitor",
         "EfficientDataLoader",
+        "HDF5Dataset",
         "ImageDataset",
         "Loader",
         "LoadingMode",
@@ -29,6 +31,7 @@ def test_public_names_are_pinned() -> None:
         "OmniglotTaskDataset",
         "PackReport",
         "PrefetchedOmniglotDataset",
+        "TextDataset",
         "VerifyReport",
         "__version__",
         "choose_mode",

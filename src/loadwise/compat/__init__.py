@@ -6,7 +6,9 @@ loading mode; loaders are ``loadwise.loader`` underneath. See README.md in this 
 
 from loadwise.access.auto import LoadingMode
 from loadwise.compat.cache import packed_folder
+from loadwise.compat.collate import CustomCollateFn
 from loadwise.compat.datasets import BaseDataset, ImageDataset, MemoryEfficientDataset
+from loadwise.compat.hdf5 import HDF5Dataset
 from loadwise.compat.loaders import DataLoaderFactory, EfficientDataLoader
 from loadwise.compat.monitors import DataLoaderPerformanceMonitor, MemoryMonitor
 from loadwise.compat.omniglot import (
@@ -15,14 +17,17 @@ from loadwise.compat.omniglot import (
     PrefetchedOmniglotDataset,
 )
 from loadwise.compat.splits import create_dataloaders
+from loadwise.compat.text import TextDataset, TextReport
 from loadwise.loading.config import DataLoaderConfig
 
 __all__ = [
     "BaseDataset",
+    "CustomCollateFn",
     "DataLoaderConfig",
     "DataLoaderFactory",
     "DataLoaderPerformanceMonitor",
     "EfficientDataLoader",
+    "HDF5Dataset",
     "ImageDataset",
     "LoadingMode",
     "MemoryEfficientDataset",
@@ -30,6 +35,8 @@ __all__ = [
     "OmniglotDataset",
     "OmniglotTaskDataset",
     "PrefetchedOmniglotDataset",
+    "TextDataset",
+    "TextReport",
     "create_dataloaders",
     "packed_folder",
 ]

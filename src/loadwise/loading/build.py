@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset, Sampler
 from loadwise.access.budget import eager_budget
 from loadwise.errors import ModeError, ResumeError
 from loadwise.loading.batches import BatchView, CollateThen, made_here
+from loadwise.loading.bucketing import bucketed_order, check_group, with_group
 from loadwise.loading.config import DataLoaderConfig
 from loadwise.loading.deliver import on_device, unpacked
 from loadwise.loading.faults import DeferredWorkerDeath, worker_failure
@@ -93,7 +94,7 @@ class Loader:
         running = self._running and self._position < sampler.end(sampler.start)
         epoch = self.epoch if running else self._next_epoch
         position = self._position if running else self._start
-        return self._state(epoch, position).to_dict()
+        return with_group(self._state(epoch, position).to_dict(), self._bucket_group)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue where ``state`` was taken: the next iteration yields exactly the rest.
@@ -105,6 +106,7 @@ class Loader:
         saved = LoaderState.from_dict(state)
         sampler = self._resumable()
         saved.check_fits(self._state(0, 0))
+        check_group(state, self._bucket_group)
         if saved.position >= sampler.end(saved.position):  # nothing of that epoch is left
             self._next_epoch, self._start = saved.epoch + 1, 0
         else:
@@ -202,13 +204,23 @@ class Loader:
     def _epoch_sampler(self) -> EpochBatchSampler:
         cfg, n = self.config, len(self.dataset)
         order_of = getattr(self.dataset, "order", None)
-        if callable(order_of):
-            order: OrderFn = lambda e: order_of(e, cfg.generator_seed, cfg.shuffle)  # noqa: E731
+        order: OrderFn
+        if self._bucket_group is not None:
+            order = bucketed_order(
+                self.dataset, self._bucket_group, cfg.generator_seed, cfg.shuffle
+            )
+        elif callable(order_of):
+            order = lambda e: order_of(e, cfg.generator_seed, cfg.shuffle)  # noqa: E731
         else:
             order = lambda e: epoch_order(n, cfg.generator_seed, e, cfg.shuffle)  # noqa: E731
         return EpochBatchSampler(
             order, n, cfg.batch_size, cfg.drop_last, self.rank, self.world, cfg.pad_ranks
         )
+
+    @property
+    def _bucket_group(self) -> int | None:
+        """Samples per length bucket (a batch for every rank), or None without bucketing."""
+        return self.config.batch_size * self.world if self.config.bucket_by_length else None
 
     def _dataloader(self) -> DataLoader[Any]:
         cfg = self.config

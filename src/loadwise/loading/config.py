@@ -32,6 +32,8 @@ class DataLoaderConfig:
     (a worker, or the main process with 0 workers), or on ``device`` after the move.
     ``pad_ranks``: with ``torch.distributed``, ranks get equal shares by repeating the first
     samples of the epoch (default) or, when False, by dropping the last few.
+    ``bucket_by_length`` groups samples of similar length (a dataset's variable-length
+    field, or its ``sample_lengths()``) into batches: less padding, same seeded resumability.
     """
 
     batch_size: int = 32
@@ -55,6 +57,7 @@ class DataLoaderConfig:
     timeout: float = 0.0
     pad_ranks: bool = True
     batch_transform: Callable[[Any], Any] | None = None
+    bucket_by_length: bool = False
 
     def __post_init__(self) -> None:
         _at_least("batch_size", self.batch_size, 1)

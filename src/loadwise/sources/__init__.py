@@ -11,6 +11,8 @@ from loadwise.sources.archive import ArchiveSource, is_archive
 from loadwise.sources.arrays import ArraySource, IterableSource
 from loadwise.sources.base import IndexedSource, Record, Source, declared_schema
 from loadwise.sources.folder import LAYOUTS, ImageFolder, OmniglotFolder, folder_source
+from loadwise.sources.hdf5 import HDF5Source, is_hdf5
+from loadwise.sources.lmdb import LMDBSource, is_lmdb
 from loadwise.sources.media import (
     DecodeOptions,
     ImageBytes,
@@ -19,22 +21,28 @@ from loadwise.sources.media import (
     Media,
     image_size_hw,
 )
+from loadwise.sources.text import TextSource
+from loadwise.sources.zarr import ZarrSource, is_zarr
 
 __all__ = [
     "LAYOUTS",
     "ArchiveSource",
     "ArraySource",
     "DecodeOptions",
+    "HDF5Source",
     "ImageBytes",
     "ImageFile",
     "ImageFolder",
     "ImageOptions",
     "IndexedSource",
     "IterableSource",
+    "LMDBSource",
     "Media",
     "OmniglotFolder",
     "Record",
     "Source",
+    "TextSource",
+    "ZarrSource",
     "as_source",
     "declared_schema",
     "folder_source",
@@ -43,10 +51,10 @@ __all__ = [
 
 
 def as_source(obj: Any) -> Source:
-    """A folder or archive path, a mapping of arrays, an iterable of dicts, or a ``Source``."""
+    """A path (image folder, archive, HDF5 file, Zarr store, LMDB database, ``.txt`` or
+    ``.jsonl`` text), a mapping of arrays, an iterable of dicts, or a ``Source``."""
     if isinstance(obj, str | Path):
-        path = Path(obj).expanduser()
-        return ArchiveSource(path) if is_archive(path) else folder_source(path)
+        return _path_source(Path(obj).expanduser())
     if isinstance(obj, Source):
         return obj
     if isinstance(obj, Mapping):
@@ -57,3 +65,18 @@ def as_source(obj: Any) -> Source:
         f"cannot pack a {type(obj).__name__}: pass a folder or archive path, a dict of arrays, "
         f"an iterable of dicts, or a loadwise.sources.Source."
     )
+
+
+def _path_source(path: Path) -> Source:
+    """The source a path holds, told by its content (or its suffix, for text)."""
+    if is_archive(path):
+        return ArchiveSource(path)
+    if is_lmdb(path):
+        return LMDBSource(path)
+    if is_zarr(path):
+        return ZarrSource(path)
+    if path.is_file() and is_hdf5(path):
+        return HDF5Source(path)
+    if path.is_file() and path.suffix.lower() in (".txt", ".jsonl"):
+        return TextSource(path)
+    return folder_source(path)

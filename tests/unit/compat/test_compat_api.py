@@ -9,10 +9,12 @@ import loadwise.compat as compat
 def test_public_names_are_pinned() -> None:
     assert sorted(compat.__all__) == [
         "BaseDataset",
+        "CustomCollateFn",
         "DataLoaderConfig",
         "DataLoaderFactory",
         "DataLoaderPerformanceMonitor",
         "EfficientDataLoader",
+        "HDF5Dataset",
         "ImageDataset",
         "LoadingMode",
         "MemoryEfficientDataset",
@@ -20,6 +22,8 @@ def test_public_names_are_pinned() -> None:
         "OmniglotDataset",
         "OmniglotTaskDataset",
         "PrefetchedOmniglotDataset",
+        "TextDataset",
+        "TextReport",
         "create_dataloaders",
         "packed_folder",
     ]
@@ -31,6 +35,6 @@ def test_reexports_are_the_core_objects() -> None:
     assert compat.DataLoaderConfig is loadwise.DataLoaderConfig
 
 
-def test_factory_has_no_stubs_for_later_issues() -> None:
-    assert not hasattr(compat.DataLoaderFactory, "create_text_dataloader")
-    assert not hasattr(compat.DataLoaderFactory, "create_hdf5_dataloader")
+def test_factory_builds_text_and_hdf5_loaders() -> None:
+    assert callable(compat.DataLoaderFactory.create_text_dataloader)
+    assert callable(compat.DataLoaderFactory.create_hdf5_dataloader)
