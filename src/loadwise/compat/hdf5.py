@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, default_collate
 from loadwise.access.auto import AUTO_EAGER_FRACTION, LoadingMode, open_dataset
 from loadwise.access.budget import eager_budget
 from loadwise.access.inplace import open_inplace
-from loadwise.compat.packed_cache import packed_once
+from loadwise.compat.cache import packed_once
 from loadwise.errors import ModeError
 from loadwise.sources.arrayfile import select_arrays
 from loadwise.sources.hdf5 import HDF5File, HDF5Source
@@ -56,9 +56,8 @@ class HDF5Dataset(Dataset):
             self.data: Any = open_inplace(self.h5_path, mode, fields=fields)
         else:
             key = xxhash.xxh3_64_hexdigest(repr((str(self.h5_path), fields)).encode())
-            packed = packed_once(
-                HDF5Source(self.h5_path, fields), "hdf5", f"{self.h5_path.stem}-{key}"
-            )
+            source, name = HDF5Source(self.h5_path, fields), f"{self.h5_path.stem}-{key}"
+            packed = packed_once(source, "hdf5", name, progress=False)
             self.data = open_dataset(packed, mode, fields=["image", "label"])
         self.loading_mode = LoadingMode(self.data.mode)
         if callable(getattr(self.data, "order", None)):  # streaming: the loader follows its

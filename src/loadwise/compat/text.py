@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from loadwise.access.auto import LoadingMode, open_dataset
 from loadwise.access.lengths import sample_lengths
-from loadwise.compat.packed_cache import packed_once
+from loadwise.compat.cache import packed_once
 from loadwise.sources.text import TextSource, check_max_length
 from loadwise.transforms.text import PadText
 
@@ -64,7 +64,7 @@ class TextDataset(Dataset):
         self.max_length = check_max_length(max_length)
         source = TextSource(data_path, tokenizer, max_length=max_length, text_key=text_key,
                             label_key=label_key, errors=errors)  # fmt: skip
-        self.path = packed_once(source, "text", _entry_name(source))
+        self.path = packed_once(source, "text", _entry_name(source), progress=False)
         names = [f.name for f in _manifest_fields(self.path)]
         fields = ["input_ids", *(["label"] if "label" in names else [])]
         self.packed = open_dataset(self.path, loading_mode, fields=fields,
