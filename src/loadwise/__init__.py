@@ -22,11 +22,13 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from loadwise.compat.datasets import BaseDataset, ImageDataset, MemoryEfficientDataset
     from loadwise.compat.loaders import DataLoaderFactory, EfficientDataLoader
     from loadwise.compat.monitors import DataLoaderPerformanceMonitor, MemoryMonitor
+    from loadwise.compat.multiscale import MultiScaleDataset
     from loadwise.compat.omniglot import (
         OmniglotDataset,
         OmniglotTaskDataset,
         PrefetchedOmniglotDataset,
     )
+    from loadwise.compat.scale_groups import group_scales_by_memory
     from loadwise.compat.splits import create_dataloaders
     from loadwise.format.verify import VerifyReport, verify
     from loadwise.loading.build import Loader
@@ -48,6 +50,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "LoadingMode": ("loadwise.access.auto", "LoadingMode"),
     "MemoryEfficientDataset": ("loadwise.compat.datasets", "MemoryEfficientDataset"),
     "MemoryMonitor": ("loadwise.compat.monitors", "MemoryMonitor"),
+    "MultiScaleDataset": ("loadwise.compat.multiscale", "MultiScaleDataset"),
     "OmniglotDataset": ("loadwise.compat.omniglot", "OmniglotDataset"),
     "OmniglotTaskDataset": ("loadwise.compat.omniglot", "OmniglotTaskDataset"),
     "PackReport": ("loadwise.packing.pack", "PackReport"),
@@ -56,6 +59,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "choose_mode": ("loadwise.access.auto", "choose_mode"),
     "create_dataloaders": ("loadwise.compat.splits", "create_dataloaders"),
     "episodes": ("loadwise.sampling.episodes", "episodes"),
+    "group_scales_by_memory": ("loadwise.compat.scale_groups", "group_scales_by_memory"),
     "loader": ("loadwise.loading.entry", "loader"),
     "monitor": ("loadwise.monitoring.loop", "monitor"),
     "open": ("loadwise.access.auto", "open_dataset"),
@@ -93,6 +97,7 @@ __all__ = [
     "LoadwiseError",
     "MemoryEfficientDataset",
     "MemoryMonitor",
+    "MultiScaleDataset",
     "OmniglotDataset",
     "OmniglotTaskDataset",
     "PackReport",
@@ -102,6 +107,7 @@ __all__ = [
     "choose_mode",
     "create_dataloaders",
     "episodes",
+    "group_scales_by_memory",
     "loader",
     "monitor",
     "open",

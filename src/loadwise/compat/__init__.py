@@ -9,11 +9,13 @@ from loadwise.compat.cache import packed_folder
 from loadwise.compat.datasets import BaseDataset, ImageDataset, MemoryEfficientDataset
 from loadwise.compat.loaders import DataLoaderFactory, EfficientDataLoader
 from loadwise.compat.monitors import DataLoaderPerformanceMonitor, MemoryMonitor
+from loadwise.compat.multiscale import MultiScaleDataset, ScaleBatch
 from loadwise.compat.omniglot import (
     OmniglotDataset,
     OmniglotTaskDataset,
     PrefetchedOmniglotDataset,
 )
+from loadwise.compat.scale_groups import ScaleGroup, group_scales_by_memory
 from loadwise.compat.splits import create_dataloaders
 from loadwise.loading.config import DataLoaderConfig
 
@@ -27,9 +29,13 @@ __all__ = [
     "LoadingMode",
     "MemoryEfficientDataset",
     "MemoryMonitor",
+    "MultiScaleDataset",
     "OmniglotDataset",
     "OmniglotTaskDataset",
     "PrefetchedOmniglotDataset",
+    "ScaleBatch",
+    "ScaleGroup",
     "create_dataloaders",
+    "group_scales_by_memory",
     "packed_folder",
 ]

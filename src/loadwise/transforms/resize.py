@@ -56,12 +56,17 @@ def resize_images(images: torch.Tensor, size: Size, *, antialias: bool = True) -
         out = F.interpolate(source, (height, width), mode="bilinear", antialias=shrinks)
         return out.contiguous(memory_format=fmt)
     if images.dtype == torch.uint8:
-        out = F.interpolate(images.float(), (height, width), mode="bilinear", antialias=shrinks)
-        return out.round_().clamp_(0, 255).to(torch.uint8).contiguous(memory_format=fmt)
+        return resize_as_float(images, height, width, shrinks).contiguous(memory_format=fmt)
     if not images.is_floating_point():
         raise ConfigError(f"resize takes uint8 or floating-point images, not {images.dtype}.")
     out = F.interpolate(images, (height, width), mode="bilinear", antialias=shrinks)
     return out.contiguous(memory_format=fmt)
+
+
+def resize_as_float(images: torch.Tensor, height: int, width: int, shrinks: bool) -> torch.Tensor:
+    """uint8 images resized as float32 and rounded back: for devices without uint8 kernels."""
+    out = F.interpolate(images.float(), (height, width), mode="bilinear", antialias=shrinks)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
 class Resize:
