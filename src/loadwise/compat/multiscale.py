@@ -153,8 +153,11 @@ class MultiScaleDataset(Dataset):
     ) -> Iterator[ScaleBatch]:
         """A memory-efficient batch's scales, group by group (``group_scales_by_memory``;
         default one scale at a time), in micro-batches where a group says so, on ``device``.
-        Each scale's images are made when asked for and dropped before the next are made."""
+        Each scale's images are made when asked for and dropped before the next are made.
+        Augmentation's epoch: ``epoch``, else the batch's own (from ``loadwise.loader``),
+        else ``set_epoch``'s."""
         base, labels, index = _efficient_fields(batch)
+        epoch = epoch if epoch is not None else batch.get("epoch")
         base = base.contiguous(memory_format=torch.channels_last)  # resizes fastest so
         size = len(base)
         for group in groups or [ScaleGroup((s,), size) for s in self.scales]:
