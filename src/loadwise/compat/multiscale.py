@@ -8,9 +8,10 @@ against: every item carries ``image_<s>`` for every scale. Both give the same pi
 
 Images come out as float32, normalised with the ImageNet mean and std (the documents'
 transform) when the base stores uint8, and as float resized when the base gives float
-(e.g. ``ImageDataset``, already normalised). ``augment`` adds a seeded random-resized-crop
-and flip (``transforms.crop``) keyed by ``(seed, epoch, index)``: the same view at every
-scale of a sample, the same in both modes.
+(e.g. ``ImageDataset``, already normalised); channels-last, the layout they are resized and
+normalised fastest in (the values are the same either way). ``augment`` adds a seeded
+random-resized-crop and flip (``transforms.crop``) keyed by ``(seed, epoch, index)``: the
+same view at every scale of a sample, the same in both modes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from torch.utils.data import Dataset
 
 from loadwise.compat.scale_groups import ScaleGroup, check_scales
 from loadwise.errors import ConfigError, SampleIndexError
+from loadwise.transforms.channels_last import normalize_channels_last
 from loadwise.transforms.crop import CropSpec, crop_resize
 from loadwise.transforms.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from loadwise.transforms.resize import resize_images
@@ -140,7 +142,7 @@ class MultiScaleDataset(Dataset):
             )
             out = crop_resize(images, boxes, flips, scale)
         if out.dtype == torch.uint8:
-            out = self.normalization.images(out.contiguous())
+            out = normalize_channels_last(out, self.normalization)
         return out[0] if base_image.dim() == 3 else out
 
     def scale_batches(

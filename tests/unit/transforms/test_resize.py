@@ -9,6 +9,7 @@ from PIL import Image
 
 from loadwise.errors import ConfigError
 from loadwise.transforms import Compose, Normalize, Resize, resize_images
+from loadwise.transforms.channels_last import normalize_channels_last
 from loadwise.transforms.resize import resize_as_float
 
 
@@ -75,3 +76,17 @@ def test_bad_batches_are_refused_with_what_was_found() -> None:
         resize_images(torch.zeros(4, 4), 2)
     with pytest.raises(ConfigError, match="uint8 or floating-point"):
         resize_images(torch.zeros(1, 1, 4, 4, dtype=torch.int32), 2)
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 48, 40), (2, 1, 32, 32), (3, 3, 7, 5)])
+def test_channels_last_normalisation_equals_normalize(shape: tuple[int, int, int, int]) -> None:
+    """Rows of whole pixels where the pixel count allows (7 x 5 x 3 does not: Normalize)."""
+    images = torch.randint(0, 256, shape, dtype=torch.uint8).contiguous(
+        memory_format=torch.channels_last
+    )
+    normalize = Normalize() if shape[1] == 3 else Normalize((0.5,), (0.25,))
+    out = normalize_channels_last(images, normalize)
+    assert out.dtype == torch.float32 and out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, normalize.images(images.contiguous()), rtol=0, atol=0)
+    nchw = normalize_channels_last(images.contiguous(), normalize)  # not channels-last: as is
+    torch.testing.assert_close(nchw, normalize.images(images.contiguous()), rtol=0, atol=0)
