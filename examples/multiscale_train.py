@@ -14,7 +14,8 @@ seeded order and augmentation (crop + flip keyed by ``(seed, epoch, index)``):
   ``--budget-share`` x the legacy step's peak (``group_scales_by_memory`` with the step's
   cost per pixel measured by ``measure_bytes_per_pixel``), accumulating gradients.
 
-Peak memory is the process's peak resident size over each epoch above where it started.
+Peak memory is the process's peak resident size over each epoch above its resident size
+before the first (model and data loaded).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     if efficient:
         groups = _groups(dataset, model, loss_fn, args)
     epochs = []
+    with StepPeak() as before:  # resident size before training: the epochs' peaks count from it
+        pass
     for _ in range(args.epochs):
         started, total, seen = time.perf_counter(), 0.0, 0
         with StepPeak() as peak:
@@ -85,15 +88,16 @@ def train(args: argparse.Namespace) -> dict[str, object]:
                     for part in dataset.scale_batches(batch, groups):
                         loss = loss_fn(model(part.images), part.labels) * part.weight
                         loss.backward()
-                        total += float(loss) * len(batch["label"])
+                        total += loss.item() * len(batch["label"])
                 else:
                     images = [batch[f"image_{s}"] for s in args.scales]
                     loss = sum(loss_fn(model(x), batch["label"]) for x in images)
                     loss.backward()
-                    total += float(loss) * len(batch["label"])
+                    total += loss.item() * len(batch["label"])
                 optimizer.step()
                 seen += len(batch["label"])
-        epochs.append({"seconds": time.perf_counter() - started, "peak_mib": peak.added / MIB,
+        added = peak.peak - before.start
+        epochs.append({"seconds": time.perf_counter() - started, "peak_mib": added / MIB,
                        "loss": total / seen / len(args.scales)})  # fmt: skip
     out: dict[str, object] = {"epochs": epochs}
     if groups is not None:
@@ -105,7 +109,8 @@ def _groups(
     dataset: MultiScaleDataset, model: nn.Module, loss_fn: nn.Module, args: argparse.Namespace
 ) -> list[ScaleGroup]:
     """Scale groups for the budget, from the step's cost per pixel on a probe of 4 images."""
-    probe = dataset.get_scale_image(dataset.get_batch(np.arange(4))["base_image"], args.scales[0])
+    base = dataset.get_batch(np.arange(4))["base_image"]
+    probe = dataset.get_scale_image(base, args.scales[0], index=np.arange(4), epoch=0)
     labels = torch.zeros(4, dtype=torch.int64)
     per_pixel = measure_bytes_per_pixel(lambda x: loss_fn(model(x), labels).backward(), probe)
     model.zero_grad(set_to_none=True)
@@ -117,7 +122,9 @@ def run_mode(mode: str, args: argparse.Namespace, packed: Path, budget_mib: floa
     command = [sys.executable, __file__, "--mode", mode, "--packed", str(packed),
                "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
                "--budget-mib", str(budget_mib), "--scales", *map(str, args.scales)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"the {mode} run failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
