@@ -24,11 +24,13 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from loadwise.compat.hdf5 import HDF5Dataset
     from loadwise.compat.loaders import DataLoaderFactory, EfficientDataLoader
     from loadwise.compat.monitors import DataLoaderPerformanceMonitor, MemoryMonitor
+    from loadwise.compat.multiscale import MultiScaleDataset
     from loadwise.compat.omniglot import (
         OmniglotDataset,
         OmniglotTaskDataset,
         PrefetchedOmniglotDataset,
     )
+    from loadwise.compat.scale_groups import group_scales_by_memory
     from loadwise.compat.splits import create_dataloaders
     from loadwise.compat.text import TextDataset
     from loadwise.format.verify import VerifyReport, verify
@@ -53,6 +55,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "LoadingMode": ("loadwise.access.auto", "LoadingMode"),
     "MemoryEfficientDataset": ("loadwise.compat.datasets", "MemoryEfficientDataset"),
     "MemoryMonitor": ("loadwise.compat.monitors", "MemoryMonitor"),
+    "MultiScaleDataset": ("loadwise.compat.multiscale", "MultiScaleDataset"),
     "OmniglotDataset": ("loadwise.compat.omniglot", "OmniglotDataset"),
     "OmniglotTaskDataset": ("loadwise.compat.omniglot", "OmniglotTaskDataset"),
     "PackReport": ("loadwise.packing.pack", "PackReport"),
@@ -62,6 +65,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "choose_mode": ("loadwise.access.auto", "choose_mode"),
     "create_dataloaders": ("loadwise.compat.splits", "create_dataloaders"),
     "episodes": ("loadwise.sampling.episodes", "episodes"),
+    "group_scales_by_memory": ("loadwise.compat.scale_groups", "group_scales_by_memory"),
     "loader": ("loadwise.loading.entry", "loader"),
     "monitor": ("loadwise.monitoring.loop", "monitor"),
     "open": ("loadwise.access.auto", "open_dataset"),
@@ -101,6 +105,7 @@ __all__ = [
     "LoadwiseError",
     "MemoryEfficientDataset",
     "MemoryMonitor",
+    "MultiScaleDataset",
     "OmniglotDataset",
     "OmniglotTaskDataset",
     "PackReport",
@@ -111,6 +116,7 @@ __all__ = [
     "choose_mode",
     "create_dataloaders",
     "episodes",
+    "group_scales_by_memory",
     "loader",
     "monitor",
     "open",

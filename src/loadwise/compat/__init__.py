@@ -11,11 +11,13 @@ from loadwise.compat.datasets import BaseDataset, ImageDataset, MemoryEfficientD
 from loadwise.compat.hdf5 import HDF5Dataset
 from loadwise.compat.loaders import DataLoaderFactory, EfficientDataLoader
 from loadwise.compat.monitors import DataLoaderPerformanceMonitor, MemoryMonitor
+from loadwise.compat.multiscale import MultiScaleDataset, ScaleBatch
 from loadwise.compat.omniglot import (
     OmniglotDataset,
     OmniglotTaskDataset,
     PrefetchedOmniglotDataset,
 )
+from loadwise.compat.scale_groups import ScaleGroup, group_scales_by_memory
 from loadwise.compat.splits import create_dataloaders
 from loadwise.compat.text import TextDataset, TextReport
 from loadwise.loading.config import DataLoaderConfig
@@ -32,11 +34,15 @@ __all__ = [
     "LoadingMode",
     "MemoryEfficientDataset",
     "MemoryMonitor",
+    "MultiScaleDataset",
     "OmniglotDataset",
     "OmniglotTaskDataset",
     "PrefetchedOmniglotDataset",
+    "ScaleBatch",
+    "ScaleGroup",
     "TextDataset",
     "TextReport",
     "create_dataloaders",
+    "group_scales_by_memory",
     "packed_folder",
 ]

@@ -21,6 +21,7 @@ from loadwise.errors import ModeError, ResumeError
 from loadwise.loading.batches import BatchView, CollateThen, made_here
 from loadwise.loading.bucketing import bucketed_order, check_group, with_group
 from loadwise.loading.config import DataLoaderConfig
+from loadwise.loading.cuts import WithBatchContext, cut_for
 from loadwise.loading.deliver import on_device, unpacked
 from loadwise.loading.faults import DeferredWorkerDeath, worker_failure
 from loadwise.loading.sampler import EpochBatchSampler, ListBatches, OrderFn
@@ -164,9 +165,9 @@ class Loader:
         if sampler is None:
             yield from batches
             return
-        start, size, share = sampler.start, sampler.batch_size, sampler.share  # once an epoch
+        position_after = sampler.position_after()  # once an epoch
         for delivered, batch in enumerate(batches, start=1):
-            self._position = min(start + delivered * size, share)
+            self._position = position_after(delivered)
             yield batch
 
     def _is_direct(self) -> bool:
@@ -213,8 +214,10 @@ class Loader:
             order = lambda e: order_of(e, cfg.generator_seed, cfg.shuffle)  # noqa: E731
         else:
             order = lambda e: epoch_order(n, cfg.generator_seed, e, cfg.shuffle)  # noqa: E731
+        users = (cfg.batch_transform, self.dataset)  # epoch-keyed randomness, if any
+        cut = cut_for(cfg.scales, users, cfg.generator_seed, _batched(self.dataset, cfg))
         return EpochBatchSampler(
-            order, n, cfg.batch_size, cfg.drop_last, self.rank, self.world, cfg.pad_ranks
+            order, n, cfg.batch_size, cfg.drop_last, self.rank, self.world, cfg.pad_ranks, cut
         )
 
     @property
@@ -236,7 +239,9 @@ class Loader:
         # the batch transform runs where the batch is made, unless it runs on the device
         transform = cfg.batch_transform if cfg.device is None else None
         timed = self.monitor is not None
-        self.view = BatchView(self.dataset, cfg.collate_fn, transform, timed)
+        tagged = isinstance(self.sampler, EpochBatchSampler) and self.sampler.cut is not None
+        fetched = WithBatchContext(self.dataset) if tagged else self.dataset  # epoch, scale
+        self.view = BatchView(fetched, cfg.collate_fn, transform, timed)
         if _batched(self.dataset, cfg):
             return DataLoader(self.view, batch_size=None, sampler=self.sampler,
                               collate_fn=_whole_batch, **common)  # fmt: skip

@@ -19,12 +19,16 @@ def test_public_names_are_pinned() -> None:
         "LoadingMode",
         "MemoryEfficientDataset",
         "MemoryMonitor",
+        "MultiScaleDataset",
         "OmniglotDataset",
         "OmniglotTaskDataset",
         "PrefetchedOmniglotDataset",
+        "ScaleBatch",
+        "ScaleGroup",
         "TextDataset",
         "TextReport",
         "create_dataloaders",
+        "group_scales_by_memory",
         "packed_folder",
     ]
     assert all(hasattr(compat, name) for name in compat.__all__)
