@@ -22,6 +22,12 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from loadwise.compat.datasets import BaseDataset, ImageDataset, MemoryEfficientDataset
     from loadwise.compat.loaders import DataLoaderFactory, EfficientDataLoader
     from loadwise.compat.monitors import DataLoaderPerformanceMonitor, MemoryMonitor
+    from loadwise.compat.multimodal import (
+        InMemoryAudioTextDataset,
+        InMemoryImageTextDataset,
+        collate_in_memory_audio,
+        collate_in_memory_images,
+    )
     from loadwise.compat.omniglot import (
         OmniglotDataset,
         OmniglotTaskDataset,
@@ -44,6 +50,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "DataLoaderPerformanceMonitor": ("loadwise.compat.monitors", "DataLoaderPerformanceMonitor"),
     "EfficientDataLoader": ("loadwise.compat.loaders", "EfficientDataLoader"),
     "ImageDataset": ("loadwise.compat.datasets", "ImageDataset"),
+    "InMemoryAudioTextDataset": ("loadwise.compat.multimodal", "InMemoryAudioTextDataset"),
+    "InMemoryImageTextDataset": ("loadwise.compat.multimodal", "InMemoryImageTextDataset"),
     "Loader": ("loadwise.loading.build", "Loader"),
     "LoadingMode": ("loadwise.access.auto", "LoadingMode"),
     "MemoryEfficientDataset": ("loadwise.compat.datasets", "MemoryEfficientDataset"),
@@ -54,6 +62,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "PrefetchedOmniglotDataset": ("loadwise.compat.omniglot", "PrefetchedOmniglotDataset"),
     "VerifyReport": ("loadwise.format.verify", "VerifyReport"),
     "choose_mode": ("loadwise.access.auto", "choose_mode"),
+    "collate_in_memory_audio": ("loadwise.compat.multimodal", "collate_in_memory_audio"),
+    "collate_in_memory_images": ("loadwise.compat.multimodal", "collate_in_memory_images"),
     "create_dataloaders": ("loadwise.compat.splits", "create_dataloaders"),
     "episodes": ("loadwise.sampling.episodes", "episodes"),
     "loader": ("loadwise.loading.entry", "loader"),
@@ -88,6 +98,8 @@ __all__ = [
     "DataLoaderPerformanceMonitor",
     "EfficientDataLoader",
     "ImageDataset",
+    "InMemoryAudioTextDataset",
+    "InMemoryImageTextDataset",
     "Loader",
     "LoadingMode",
     "LoadwiseError",
@@ -100,6 +112,8 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "choose_mode",
+    "collate_in_memory_audio",
+    "collate_in_memory_images",
     "create_dataloaders",
     "episodes",
     "loader",

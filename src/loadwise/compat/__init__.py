@@ -9,6 +9,12 @@ from loadwise.compat.cache import packed_folder
 from loadwise.compat.datasets import BaseDataset, ImageDataset, MemoryEfficientDataset
 from loadwise.compat.loaders import DataLoaderFactory, EfficientDataLoader
 from loadwise.compat.monitors import DataLoaderPerformanceMonitor, MemoryMonitor
+from loadwise.compat.multimodal import (
+    InMemoryAudioTextDataset,
+    InMemoryImageTextDataset,
+    collate_in_memory_audio,
+    collate_in_memory_images,
+)
 from loadwise.compat.omniglot import (
     OmniglotDataset,
     OmniglotTaskDataset,
@@ -24,12 +30,16 @@ __all__ = [
     "DataLoaderPerformanceMonitor",
     "EfficientDataLoader",
     "ImageDataset",
+    "InMemoryAudioTextDataset",
+    "InMemoryImageTextDataset",
     "LoadingMode",
     "MemoryEfficientDataset",
     "MemoryMonitor",
     "OmniglotDataset",
     "OmniglotTaskDataset",
     "PrefetchedOmniglotDataset",
+    "collate_in_memory_audio",
+    "collate_in_memory_images",
     "create_dataloaders",
     "packed_folder",
 ]

@@ -1,0 +1,59 @@
+"""Media for the multimodal tests, made in memory: JPEGs, a PNG declaring 50,000 x 50,000
+pixels, audio clips (tones, or espeak-ng speech where installed), small Hugging Face datasets
+built in-process, and a ``MediaServer`` fixture on 127.0.0.1. Nothing is downloaded."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from loadwise.testing.server import MediaServer
+from loadwise.testing.sounds import clip_bytes, tone
+
+
+def jpeg(seed: int, size: tuple[int, int] = (48, 64)) -> bytes:
+    """A noisy RGB JPEG of ``size`` (H, W) with a coloured block, different per seed."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    pixels[4:20, 4:20] = rng.integers(0, 256, 3, dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` RGB pixels, with a tiny payload: a
+    decoder that trusted it would try to allocate ~7.5 GB."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def flac(seconds: float, rate: int, channels: int, seed: int = 0) -> bytes:
+    return clip_bytes(tone(seconds, rate, channels=channels, seed=seed), rate, "FLAC")
+
+
+def wav(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> bytes:
+    return clip_bytes(tone(seconds, rate, channels=channels, seed=seed), rate, "WAV", "PCM_16")
+
+
+@pytest.fixture
+def server() -> Iterator[MediaServer]:
+    """A media server on 127.0.0.1 serving ``0.jpg`` ... ``39.jpg``."""
+    with MediaServer({f"{i}.jpg": jpeg(i) for i in range(40)}) as running:
+        yield running
