@@ -1,19 +1,16 @@
 """Media for the multimodal tests, made in memory: JPEGs, a PNG declaring 50,000 x 50,000
 pixels, audio clips (tones, or espeak-ng speech where installed), small Hugging Face datasets
-built in-process, and a ``MediaServer`` fixture on 127.0.0.1. Nothing is downloaded."""
+built in-process. Nothing is downloaded."""
 
 from __future__ import annotations
 
 import io
 import struct
 import zlib
-from collections.abc import Iterator
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from loadwise.testing.server import MediaServer
 from loadwise.testing.sounds import clip_bytes, tone
 
 
@@ -50,10 +47,3 @@ def flac(seconds: float, rate: int, channels: int, seed: int = 0) -> bytes:
 
 def wav(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> bytes:
     return clip_bytes(tone(seconds, rate, channels=channels, seed=seed), rate, "WAV", "PCM_16")
-
-
-@pytest.fixture
-def server() -> Iterator[MediaServer]:
-    """A media server on 127.0.0.1 serving ``0.jpg`` ... ``39.jpg``."""
-    with MediaServer({f"{i}.jpg": jpeg(i) for i in range(40)}) as running:
-        yield running

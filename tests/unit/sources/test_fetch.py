@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from tests.media import jpeg, png_bomb, server  # noqa: F401 (fixture)
+from tests.media import jpeg, png_bomb
 
 from loadwise.errors import ConfigError, SourceError
 from loadwise.sources import DecodeOptions, FetchOptions, ImageOptions, ImageURL
