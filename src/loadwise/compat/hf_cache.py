@@ -138,6 +138,7 @@ def _load(
             pack(
                 source,
                 dest,
+                schema=source.schema,  # pack does not read it from the source by itself
                 decode=decode,
                 layout=ShardLayout(shard_bytes=SHARD_BYTES),
                 workers=workers,
