@@ -107,6 +107,7 @@ class InMemoryImageTextDataset(_InMemory):
         workers: int | None = None,
     ) -> None:
         size = image_size_hw(image_size)
+        _nonempty(hf_dataset)
         image = ImageOptions(size=size, mode="RGB", encoded=encoded, resize=resize)
         columns = {
             "image": image_column or _image_column(hf_dataset),
@@ -152,6 +153,7 @@ class InMemoryAudioTextDataset(_InMemory):
         max_memory_usage: float | None = None,
         workers: int | None = None,
     ) -> None:
+        _nonempty(hf_dataset)
         audio = AudioOptions(target_sr=target_sr, mono=mono, max_seconds=max_seconds)
         columns = {
             "audio": audio_column or _audio_column(hf_dataset),
@@ -216,8 +218,6 @@ def _settings(
 
 def _limited(dataset: Any, max_samples: int | None) -> Any:
     """The first ``max_samples`` rows (all of them if the dataset is shorter)."""
-    if not isinstance(dataset, hf_datasets().IterableDataset) and len(dataset) == 0:
-        raise SourceError("the Hugging Face dataset is empty (0 rows): there is nothing to load.")
     if max_samples is None:
         return dataset
     if not isinstance(max_samples, int) or isinstance(max_samples, bool) or max_samples < 1:
@@ -225,6 +225,11 @@ def _limited(dataset: Any, max_samples: int | None) -> Any:
     if isinstance(dataset, hf_datasets().IterableDataset):
         return dataset.take(max_samples)
     return dataset.select(range(min(max_samples, len(dataset))))
+
+
+def _nonempty(dataset: Any) -> None:
+    if not isinstance(dataset, hf_datasets().IterableDataset) and len(dataset) == 0:
+        raise SourceError("the Hugging Face dataset is empty (0 rows): there is nothing to load.")
 
 
 def _stream_length(dataset: Any, max_samples: int | None) -> int | None:
