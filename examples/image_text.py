@@ -11,8 +11,9 @@
 4. The documents' way on the same data: a row-by-row download loop into a list of PIL images,
    ``DataLoader(..., collate_fn=collate_in_memory_images)``, PIL to tensors in each step.
 5. Print epoch times (epoch 1 with the load, later epochs, the documents' way; and an epoch
-   of data alone, without the model, both ways), the image-to-caption class accuracy, and a second load of the same dataset (what a second run
-   of this script does): opened from the cache, with no request to the server.
+   of data alone, without the model, both ways), the image-to-caption class accuracy, and
+   a second load of the same dataset (what a second run of this script does): opened from
+   the cache, with no request to the server.
 
 ``--quick`` (run by the test suite) uses 96 images and 3 epochs.
 """
