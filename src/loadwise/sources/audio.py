@@ -92,7 +92,7 @@ def fit_audio(samples: np.ndarray, rate: int, name: str, options: AudioOptions) 
         )  # fmt: skip
     samples = samples.astype(np.float32, copy=False)
     if options.mono and samples.shape[1] > 1:
-        samples = samples.mean(axis=1, keepdims=True, dtype=np.float32)
+        samples = _mixed(samples)
     if rate != options.target_sr and len(samples):
         samples = _soxr().resample(samples, rate, options.target_sr, quality="HQ")
     keep = options.max_samples
@@ -101,6 +101,16 @@ def fit_audio(samples: np.ndarray, rate: int, name: str, options: AudioOptions) 
         if options.pad and len(samples) < keep:
             samples = np.pad(samples, ((0, keep - len(samples)), (0, 0)))
     return np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
+
+
+def _mixed(samples: np.ndarray) -> np.ndarray:
+    """The channels' mean, ``(frames, 1)``: column by column (numpy's ``mean`` along a short
+    last axis took 10 ms for 10 s of stereo here, this 0.2 ms)."""
+    mono = samples[:, 0].copy()
+    for channel in range(1, samples.shape[1]):
+        mono += samples[:, channel]
+    mono *= np.float32(1 / samples.shape[1])
+    return mono[:, None]
 
 
 def _check_wav_length(data: bytes, name: str) -> None:

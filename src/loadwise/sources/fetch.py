@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,14 +111,54 @@ def fetch_bytes(url: str, options: FetchOptions) -> bytes:
 def submit(url: str, options: FetchOptions) -> Future[bytes]:
     """Start fetching ``url`` on this process's event loop; the future gives its body or
     raises ``MediaError``."""
-    try:
-        check_scheme(url)
-    except MediaError as exc:
-        failed: Future[bytes] = Future()
-        failed.set_exception(exc)
-        return failed
-    loop = _EventLoop.here()
-    return asyncio.run_coroutine_threadsafe(_fetch(loop.session, url, options), loop.loop)
+    return submit_many([(url, options)])[0]
+
+
+def submit_many(requests: Sequence[tuple[str, FetchOptions]]) -> list[Future[bytes]]:
+    """Start fetching every ``(url, options)`` with one wake-up of the event loop (a wake-up
+    per request cost ~15% of the fetching thread's time here)."""
+    futures: list[Future[bytes]] = [Future() for _ in requests]
+    started = []
+    for (url, options), future in zip(requests, futures, strict=True):
+        try:
+            check_scheme(url)
+        except MediaError as exc:
+            future.set_exception(exc)
+            continue
+        started.append((url, options, future))
+    if started:
+        loop = _EventLoop.here()
+        loop.loop.call_soon_threadsafe(_start, loop, started)
+    return futures
+
+
+def _start(loop: _EventLoop, requests: list[tuple[str, FetchOptions, Future[bytes]]]) -> None:
+    """On the loop: a task per request, its outcome copied to the caller's future, and the
+    caller's cancel passed on to the task."""
+    for url, options, future in requests:
+        if not future.set_running_or_notify_cancel():
+            continue
+        task = loop.loop.create_task(_fetch(loop.session, url, options))
+        task.add_done_callback(functools.partial(_settle, future))
+        future.add_done_callback(functools.partial(_cancel_from, loop.loop, task))
+
+
+def _settle(future: Future[bytes], task: asyncio.Task[bytes]) -> None:
+    if future.done():  # cancelled by the caller meanwhile
+        return
+    if task.cancelled():
+        future.cancel()
+    elif (error := task.exception()) is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(task.result())
+
+
+def _cancel_from(
+    loop: asyncio.AbstractEventLoop, task: asyncio.Task[bytes], future: Future[bytes]
+) -> None:
+    if future.cancelled() and not task.done():
+        loop.call_soon_threadsafe(task.cancel)
 
 
 _INHERITED: list[_EventLoop] = []

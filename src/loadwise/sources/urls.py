@@ -29,7 +29,7 @@ from loadwise.sources.failures import (
     UNDECODABLE_IMAGE,
     MediaError,
 )
-from loadwise.sources.fetch import FetchOptions, fetch_bytes, submit
+from loadwise.sources.fetch import FetchOptions, fetch_bytes, submit_many
 from loadwise.sources.fit import fitted_image
 from loadwise.sources.media import DecodeOptions, Media
 from loadwise.sources.tally import Tally
@@ -143,14 +143,22 @@ def _fill(
     running: set[Future[bytes]],
     in_flight: int,
 ) -> None:
-    """Start fetches for the next records while requests and the buffer have room."""
+    """Start fetches for the next records while requests and the buffer have room, a
+    quarter of ``in_flight`` at least (one wake-up of the fetching loop per batch)."""
     room = min(in_flight - len(running), _BUFFER_PER_REQUEST * in_flight - len(window))
-    for item, record in itertools.islice(source, max(room, 0)):
-        futures = {
-            k: submit(v.url, v.options) for k, v in record.items() if isinstance(v, ImageURL)
-        }
-        running.update(futures.values())
-        window.append((item, record, futures))
+    if room < max(1, in_flight // 4) and window:
+        return
+    batch = list(itertools.islice(source, max(room, 0)))
+    urls = [
+        (item, k, v) for item, record in batch for k, v in record.items() if isinstance(v, ImageURL)
+    ]
+    started = submit_many([(v.url, v.options) for _, _, v in urls])
+    futures: dict[str, dict[str, Future[bytes]]] = {item: {} for item, _ in batch}
+    for (item, key, _), future in zip(urls, started, strict=True):
+        futures[item][key] = future
+    for item, record in batch:
+        running.update(futures[item].values())
+        window.append((item, record, futures[item]))
 
 
 def _resolved(
