@@ -17,7 +17,6 @@ import shutil
 import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ class LoadReport:
 
     def text(self) -> str:
         """A few lines for people: totals, then one line per failure reason."""
-        origin = "opened from the cache" if self.from_cache else "fetched, decoded and packed"
+        origin = "opened from the cache" if self.from_cache else "read, decoded and packed"
         lines = [
             f"{self.samples:,} samples ({self.valid:,} valid, {self.failed:,} failed), "
             f"{self.stored_bytes / 2**20:,.1f} MiB in memory, {origin} in {self.seconds:.2f} s"
@@ -85,14 +84,17 @@ def packed_hf(
     """The cache entry of ``source`` packed with ``decode``, and whether it was there already.
 
     A stream without a fingerprint (an ``IterableDataset``) is packed into a private entry
-    removed when the process ends: nothing identifies it for a later run.
+    (``private_entry``): nothing identifies it for a later run.
     """
     PackPlan(decode=decode, on_error=on_error, workers=workers)  # refuse bad options early
     described = source.describe()
     if "fingerprint" not in described:
         dest = Path(tempfile.mkdtemp(prefix="stream-", dir=_hf_dir())) / "data"
-        weakref.finalize(source, shutil.rmtree, dest.parent, True)
-        _load(source, dest, decode, on_error, max_memory_usage, workers, what, resume=False)
+        try:
+            _load(source, dest, decode, on_error, max_memory_usage, workers, what, resume=False)
+        except BaseException:
+            shutil.rmtree(dest.parent, ignore_errors=True)
+            raise
         return dest, False
     key = json.dumps([described, _plain(decode), on_error, FORMAT_VERSION], sort_keys=True)
     dest = _hf_dir() / f"{_name(source)}-{xxhash.xxh3_64_hexdigest(key.encode())}"
@@ -103,6 +105,11 @@ def packed_hf(
             return dest, True
         _load(source, dest, decode, on_error, max_memory_usage, workers, what, resume=True)
     return dest, False
+
+
+def private_entry(path: Path) -> bool:
+    """Whether ``path`` is a stream's private entry, to be removed with its dataset."""
+    return path.parent.name.startswith("stream-") and path.parent.parent == _hf_dir()
 
 
 def load_report(path: Path, on_error: str, seconds: float, from_cache: bool) -> LoadReport:

@@ -14,7 +14,9 @@ decoded is a black image or an empty clip, with ``valid`` False; ``report`` coun
 from __future__ import annotations
 
 import os
+import shutil
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -24,7 +26,7 @@ from PIL import Image
 
 from loadwise.access.base import Batch
 from loadwise.compat.datasets import BaseDataset
-from loadwise.compat.hf_cache import LoadReport, load_report, packed_hf
+from loadwise.compat.hf_cache import LoadReport, load_report, packed_hf, private_entry
 from loadwise.errors import ConfigError, SourceError
 from loadwise.sources import AudioOptions, DecodeOptions, FetchOptions, ImageOptions, hf_source
 from loadwise.sources.hf import hf_datasets
@@ -67,6 +69,8 @@ class _InMemory(BaseDataset):
             what=type(self).__name__,
         )
         super().__init__(path, "eager")
+        if private_entry(path):  # a stream's entry: its data is in RAM now, the files go
+            weakref.finalize(self, shutil.rmtree, path.parent, True)
         seconds = time.perf_counter() - started
         #: Samples, valid ones, failures by reason (first URLs of each), bytes, time, cache.
         self.report: LoadReport = load_report(path, settings["on_error"], seconds, cached)

@@ -154,3 +154,17 @@ def test_arguments_are_checked(server: MediaServer) -> None:
     with pytest.raises(SourceError, match="no caption column"):
         InMemoryImageTextDataset(datasets.Dataset.from_dict({"url": ["x"], "n": [1]}))
     assert server.requests == 0
+
+
+def test_an_iterable_dataset_loads_into_a_private_entry() -> None:
+    rows = [{"image": Image.new("RGB", (12, 10), (i, 0, 0)), "caption": f"c{i}"} for i in range(9)]
+    stream = datasets.Dataset.from_list(rows).to_iterable_dataset()
+    with pytest.raises(SourceError, match="length="):
+        InMemoryImageTextDataset(stream, image_size=8)
+    dataset = InMemoryImageTextDataset(stream, max_samples=6, image_size=8)
+    assert len(dataset) == 6 and dataset[5]["caption"] == "c5"
+    folder = dataset.report.path.parent
+    assert folder.exists() and not dataset.report.from_cache
+    dataset.close()
+    del dataset
+    assert not folder.exists()
