@@ -88,11 +88,9 @@ class _HFBase:
             if c.role in (AUDIO, AUDIO_ARRAY)
         )
         self.tally = Tally()  # items, bytes and failures, for a progress bar in the parent
-        self.dataset = _undecoded(
-            dataset.select_columns(sorted({c.column for c in self.fields.values()})),
-            self.fields,
-            datasets,
-        )
+        used = dataset.select_columns(sorted({c.column for c in self.fields.values()}))
+        plain = used.with_format(None)  # python values, whatever format the caller had set
+        self.dataset = _undecoded(plain, self.fields, datasets)
 
     def describe(self) -> dict[str, Any]:
         roles = {name: [c.column, c.role] for name, c in self.fields.items()}

@@ -135,6 +135,8 @@ def test_columns_are_chosen_and_refused_by_name() -> None:
     with pytest.raises(SourceError, match="no column `missing`"):
         HFSource(dataset, columns=["missing"])
     assert HFSource(dataset, url_columns=[]).fields["url"].role == "text"
+    (_, formatted), *_ = HFSource(_images(2).with_format("numpy")).peek(1)
+    assert type(formatted["caption"]) is str and isinstance(formatted["image"], ImageBytes)
 
 
 def test_empty_values_fail_as_missing() -> None:
