@@ -263,9 +263,7 @@ async def _follow(session: Any, url: str, options: FetchOptions) -> bytes:
     aiohttp = _aiohttp()
     from yarl import URL  # aiohttp's own URL type
 
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=options.connect_timeout, sock_read=options.read_timeout
-    )
+    timeout = _timeout(options.connect_timeout, options.read_timeout)
     here = url
     for _ in range(options.max_redirects + 1):
         try:
@@ -287,6 +285,12 @@ async def _follow(session: Any, url: str, options: FetchOptions) -> bytes:
     )
 
 
+@functools.cache
+def _timeout(connect: float, read: float) -> Any:
+    """aiohttp's timeout object for these socket timeouts (made once, not per request)."""
+    return _aiohttp().ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+
+
 async def _body(response: Any, url: str, options: FetchOptions) -> bytes:
     """The response body, up to ``max_bytes``; an error status raised as its reason."""
     status = response.status
@@ -296,6 +300,8 @@ async def _body(response: Any, url: str, options: FetchOptions) -> bytes:
     declared = response.content_length
     if declared is not None and declared > options.max_bytes:
         raise MediaError(TOO_LARGE, url, _too_large(declared, options.max_bytes, "declares"))
+    if declared is not None:  # HTTP/1.1 framing: exactly that many bytes are read
+        return bytes(await response.read())
     parts, size = [], 0
     async for chunk in response.content.iter_chunked(_CHUNK):
         size += len(chunk)
