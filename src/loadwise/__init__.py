@@ -24,6 +24,12 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from loadwise.compat.hdf5 import HDF5Dataset
     from loadwise.compat.loaders import DataLoaderFactory, EfficientDataLoader
     from loadwise.compat.monitors import DataLoaderPerformanceMonitor, MemoryMonitor
+    from loadwise.compat.multimodal import (
+        InMemoryAudioTextDataset,
+        InMemoryImageTextDataset,
+        collate_in_memory_audio,
+        collate_in_memory_images,
+    )
     from loadwise.compat.multiscale import MultiScaleDataset
     from loadwise.compat.omniglot import (
         OmniglotDataset,
@@ -51,6 +57,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "EfficientDataLoader": ("loadwise.compat.loaders", "EfficientDataLoader"),
     "HDF5Dataset": ("loadwise.compat.hdf5", "HDF5Dataset"),
     "ImageDataset": ("loadwise.compat.datasets", "ImageDataset"),
+    "InMemoryAudioTextDataset": ("loadwise.compat.multimodal", "InMemoryAudioTextDataset"),
+    "InMemoryImageTextDataset": ("loadwise.compat.multimodal", "InMemoryImageTextDataset"),
     "Loader": ("loadwise.loading.build", "Loader"),
     "LoadingMode": ("loadwise.access.auto", "LoadingMode"),
     "MemoryEfficientDataset": ("loadwise.compat.datasets", "MemoryEfficientDataset"),
@@ -63,6 +71,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "TextDataset": ("loadwise.compat.text", "TextDataset"),
     "VerifyReport": ("loadwise.format.verify", "VerifyReport"),
     "choose_mode": ("loadwise.access.auto", "choose_mode"),
+    "collate_in_memory_audio": ("loadwise.compat.multimodal", "collate_in_memory_audio"),
+    "collate_in_memory_images": ("loadwise.compat.multimodal", "collate_in_memory_images"),
     "create_dataloaders": ("loadwise.compat.splits", "create_dataloaders"),
     "episodes": ("loadwise.sampling.episodes", "episodes"),
     "group_scales_by_memory": ("loadwise.compat.scale_groups", "group_scales_by_memory"),
@@ -100,6 +110,8 @@ __all__ = [
     "EfficientDataLoader",
     "HDF5Dataset",
     "ImageDataset",
+    "InMemoryAudioTextDataset",
+    "InMemoryImageTextDataset",
     "Loader",
     "LoadingMode",
     "LoadwiseError",
@@ -114,6 +126,8 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "choose_mode",
+    "collate_in_memory_audio",
+    "collate_in_memory_images",
     "create_dataloaders",
     "episodes",
     "group_scales_by_memory",

@@ -11,6 +11,12 @@ from loadwise.compat.datasets import BaseDataset, ImageDataset, MemoryEfficientD
 from loadwise.compat.hdf5 import HDF5Dataset
 from loadwise.compat.loaders import DataLoaderFactory, EfficientDataLoader
 from loadwise.compat.monitors import DataLoaderPerformanceMonitor, MemoryMonitor
+from loadwise.compat.multimodal import (
+    InMemoryAudioTextDataset,
+    InMemoryImageTextDataset,
+    collate_in_memory_audio,
+    collate_in_memory_images,
+)
 from loadwise.compat.multiscale import MultiScaleDataset, ScaleBatch
 from loadwise.compat.omniglot import (
     OmniglotDataset,
@@ -31,6 +37,8 @@ __all__ = [
     "EfficientDataLoader",
     "HDF5Dataset",
     "ImageDataset",
+    "InMemoryAudioTextDataset",
+    "InMemoryImageTextDataset",
     "LoadingMode",
     "MemoryEfficientDataset",
     "MemoryMonitor",
@@ -42,6 +50,8 @@ __all__ = [
     "ScaleGroup",
     "TextDataset",
     "TextReport",
+    "collate_in_memory_audio",
+    "collate_in_memory_images",
     "create_dataloaders",
     "group_scales_by_memory",
     "packed_folder",

@@ -61,10 +61,10 @@ def packed_once(source: Source, family: str, name: str, **pack_options: Any) -> 
     content are removed once the new one is in.
     """
     dest = cache_dir(family) / f"{name}-{source.describe()['fingerprint']}"
-    if _finished(dest):
+    if finished(dest):
         return dest
-    with _lock(dest):
-        if not _finished(dest):
+    with locked(dest):
+        if not finished(dest):
             log.info("loadwise: packing `%s` once into the cache at `%s`", name, dest)
             _pack_once(source, dest, pack_options)
             _remove_stale(dest, name)
@@ -76,12 +76,12 @@ def _pack_once(source: Source, dest: Path, options: dict[str, Any]) -> None:
     try:
         pack(source, dest, **options)
     except (PackError, OSError):
-        if not _finished(dest):
+        if not finished(dest):
             raise
         log.info("loadwise: another process packed `%s` first; reusing it", dest)
 
 
-def _finished(dest: Path) -> bool:
+def finished(dest: Path) -> bool:
     """``pack`` writes the manifest last and publishes by rename: a manifest means complete."""
     return (dest / MANIFEST_NAME).is_file()
 
@@ -94,7 +94,7 @@ def _remove_stale(dest: Path, name: str) -> None:
 
 
 @contextmanager
-def _lock(dest: Path) -> Iterator[None]:
+def locked(dest: Path) -> Iterator[None]:
     """An exclusive lock beside ``dest`` (where ``fcntl`` exists) so only one process packs."""
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)

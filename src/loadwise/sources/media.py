@@ -18,6 +18,8 @@ import numpy as np
 from loadwise.errors import ConfigError, SourceError
 from loadwise.format.codecs import IMAGE_MODES, decode_image
 from loadwise.format.fields import EncodedImage
+from loadwise.sources.audio import AudioOptions
+from loadwise.sources.fit import RESIZE, fitted_image
 
 
 def image_size_hw(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -36,16 +38,21 @@ def image_size_hw(image_size: int | tuple[int, int] | None) -> tuple[int, int] |
 class ImageOptions:
     """How ``pack`` stores images: decoded to ``size`` (H, W) and ``mode`` (``L``/``RGB``;
     None keeps grayscale as L and the rest as RGB), or, with ``encoded``, as the files'
-    bytes (checked to decode; ``size`` cannot apply then)."""
+    bytes (checked to decode; ``size`` cannot apply then). ``resize`` fits images to
+    ``size``: ``stretch`` resizes to it, ``crop`` keeps the aspect ratio, covers the size and
+    cuts the centre out (``fit.py``)."""
 
     size: tuple[int, int] | None = None
     mode: str | None = None
     encoded: bool = False
+    resize: str = "stretch"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", image_size_hw(self.size))
         if self.mode is not None and self.mode not in IMAGE_MODES:
             raise ConfigError(f"image mode must be one of {IMAGE_MODES}. Found: {self.mode!r}.")
+        if self.resize not in RESIZE:
+            raise ConfigError(f"`resize` must be one of {RESIZE}. Found: {self.resize!r}.")
         if self.encoded and self.size is not None:
             raise ConfigError(
                 "`image_size` resizes decoded images; with `encoded=True` the files' bytes are "
@@ -58,6 +65,7 @@ class DecodeOptions:
     """How ``pack`` decodes each kind of media it meets in records."""
 
     image: ImageOptions = field(default_factory=ImageOptions)
+    audio: AudioOptions = field(default_factory=AudioOptions)
 
 
 class Media:
@@ -79,7 +87,7 @@ class ImageFile(Media):
             data = self.path.read_bytes()
         except OSError as exc:
             raise SourceError(f"cannot read image `{self.path}`: {exc}") from exc
-        return prepare_image(data, str(self.path), decode.image)
+        return fitted_image(data, str(self.path), decode.image)
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,7 @@ class ImageBytes(Media):
     name: str
 
     def prepare(self, decode: DecodeOptions) -> np.ndarray | EncodedImage:
-        return prepare_image(self.data, self.name, decode.image)
+        return fitted_image(self.data, self.name, decode.image)
 
 
 def prepare_image(data: bytes, name: str, options: ImageOptions) -> np.ndarray | EncodedImage:
