@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 LAYOUTS = ("auto", "classes", "omniglot")  # sources.folder.LAYOUTS
-ON_ERROR = ("raise", "skip")  # packing.options.ON_ERROR
+ON_ERROR = ("raise", "skip", "fallback")  # packing.options.ON_ERROR
 DEFAULT_SHARD_MB = 128.0  # packing.options.DEFAULT_SHARD_BYTES / 2**20
 BENCH_MODES = ("eager", "lazy", "cached", "streaming")  # bench.modes.MODES
 

@@ -136,3 +136,38 @@ class DataLoaderFactory:
         Unknown option names raise ``ConfigError`` listing the valid ones.
         """
         return EfficientDataLoader(dataset, (config or DataLoaderConfig()).with_options(**options))
+
+    @staticmethod
+    def create_text_dataloader(
+        data_path: Any,
+        config: DataLoaderConfig | None = None,
+        max_length: int = 512,
+        **options: Any,
+    ) -> EfficientDataLoader:
+        """Batches of a ``TextDataset`` (packed once, tokens padded to each batch's longest);
+        ``tokenizer=`` and the other ``TextDataset`` keywords pass through ``options``.
+        ``config.bucket_by_length`` groups similar lengths; ``max_memory_usage`` picks the mode."""
+        from loadwise.compat.collate import CustomCollateFn
+        from loadwise.compat.text import TextDataset
+
+        config = config or DataLoaderConfig()
+        dataset = TextDataset(data_path, max_length=max_length, pad_to="longest",
+                              max_memory_usage=config.max_memory_usage, **options)  # fmt: skip
+        if not config.memory_efficient and config.collate_fn is None:  # items differ in length
+            config = config.with_options(collate_fn=CustomCollateFn.text_collate)
+        return EfficientDataLoader(dataset, config)
+
+    @staticmethod
+    def create_hdf5_dataloader(
+        path: Any,
+        config: DataLoaderConfig | None = None,
+        dataset_name: str = "images",
+        **options: Any,
+    ) -> EfficientDataLoader:
+        """Batches ``(images, labels)`` of an ``HDF5Dataset``; ``loading_mode`` and the other
+        ``HDF5Dataset`` keywords pass through ``options`` (``auto`` within ``max_memory_usage``)."""
+        from loadwise.compat.hdf5 import HDF5Dataset
+
+        config = config or DataLoaderConfig()
+        options.setdefault("max_memory_usage", config.max_memory_usage)
+        return EfficientDataLoader(HDF5Dataset(path, dataset_name=dataset_name, **options), config)

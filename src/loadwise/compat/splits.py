@@ -56,6 +56,11 @@ class SplitView(Dataset):
         return self.base.get_batch(self._mapped(indices))
 
     @property
+    def dataset(self) -> Batched:
+        """The dataset the indices point into, as ``torch.utils.data.Subset.dataset``."""
+        return self.base
+
+    @property
     def classes(self) -> list[str]:
         return list(getattr(self.base, "classes", []))
 

@@ -20,7 +20,9 @@ from torch.utils.data import DataLoader, IterableDataset, Sampler
 from loadwise.access.budget import eager_budget
 from loadwise.errors import ConfigError, ModeError, ResumeError
 from loadwise.loading.batches import BatchView, CollateThen, made_here
+from loadwise.loading.bucketing import bucketed_order, check_group, with_group
 from loadwise.loading.config import DataLoaderConfig
+from loadwise.loading.cuts import WithBatchContext, cut_for
 from loadwise.loading.deliver import on_device, unpacked
 from loadwise.loading.faults import DeferredWorkerDeath, worker_failure
 from loadwise.loading.sampler import EpochBatchSampler, ListBatches, OrderFn
@@ -111,7 +113,7 @@ class Loader:
         running = self._running and self._position < sampler.end(sampler.start)
         epoch = self.epoch if running else self._next_epoch
         position = self._position if running else self._start
-        return self._state(epoch, position).to_dict()
+        return with_group(self._state(epoch, position).to_dict(), self._bucket_group)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue where ``state`` was taken: the next iteration yields exactly the rest.
@@ -123,6 +125,7 @@ class Loader:
         saved = LoaderState.from_dict(state)
         sampler = self._resumable()
         saved.check_fits(self._state(0, 0))
+        check_group(state, self._bucket_group)
         if saved.position >= sampler.end(saved.position):  # nothing of that epoch is left
             self._next_epoch, self._start = saved.epoch + 1, 0
         else:
@@ -180,9 +183,9 @@ class Loader:
         if sampler is None:
             yield from batches
             return
-        start, size, share = sampler.start, sampler.batch_size, sampler.share  # once an epoch
+        position_after = sampler.position_after()  # once an epoch
         for delivered, batch in enumerate(batches, start=1):
-            self._position = min(start + delivered * size, share)
+            self._position = position_after(delivered)
             yield batch
 
     def _is_direct(self) -> bool:
@@ -220,13 +223,25 @@ class Loader:
     def _epoch_sampler(self) -> EpochBatchSampler:
         cfg, n = self.config, len(self.dataset)
         order_of = getattr(self.dataset, "order", None)
-        if callable(order_of):
-            order: OrderFn = lambda e: order_of(e, cfg.generator_seed, cfg.shuffle)  # noqa: E731
+        order: OrderFn
+        if self._bucket_group is not None:
+            order = bucketed_order(
+                self.dataset, self._bucket_group, cfg.generator_seed, cfg.shuffle
+            )
+        elif callable(order_of):
+            order = lambda e: order_of(e, cfg.generator_seed, cfg.shuffle)  # noqa: E731
         else:
             order = lambda e: epoch_order(n, cfg.generator_seed, e, cfg.shuffle)  # noqa: E731
+        users = (cfg.batch_transform, self.dataset)  # epoch-keyed randomness, if any
+        cut = cut_for(cfg.scales, users, cfg.generator_seed, _batched(self.dataset, cfg))
         return EpochBatchSampler(
-            order, n, cfg.batch_size, cfg.drop_last, self.rank, self.world, cfg.pad_ranks
+            order, n, cfg.batch_size, cfg.drop_last, self.rank, self.world, cfg.pad_ranks, cut
         )
+
+    @property
+    def _bucket_group(self) -> int | None:
+        """Samples per length bucket (a batch for every rank), or None without bucketing."""
+        return self.config.batch_size * self.world if self.config.bucket_by_length else None
 
     def _dataloader(self) -> DataLoader[Any]:
         cfg = self.config
@@ -242,7 +257,9 @@ class Loader:
         # the batch transform runs where the batch is made, unless it runs on the device
         transform = cfg.batch_transform if cfg.device is None else None
         timed = self.monitor is not None
-        self.view = BatchView(self.dataset, cfg.collate_fn, transform, timed)
+        tagged = isinstance(self.sampler, EpochBatchSampler) and self.sampler.cut is not None
+        fetched = WithBatchContext(self.dataset) if tagged else self.dataset  # epoch, scale
+        self.view = BatchView(fetched, cfg.collate_fn, transform, timed)
         if _batched(self.dataset, cfg):
             return DataLoader(self.view, batch_size=None, sampler=self.sampler,
                               collate_fn=_whole_batch, **common)  # fmt: skip

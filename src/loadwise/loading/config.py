@@ -11,6 +11,7 @@ from torch.utils.data import Sampler
 
 from loadwise.access.budget import check_fraction
 from loadwise.errors import ConfigError
+from loadwise.sampling.scales import Progressive, RandomScales, ScaleSchedule
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class DataLoaderConfig:
     (a worker, or the main process with 0 workers), or on ``device`` after the move.
     ``pad_ranks``: with ``torch.distributed``, ranks get equal shares by repeating the first
     samples of the epoch (default) or, when False, by dropping the last few.
+    ``bucket_by_length`` groups samples of similar length (a dataset's variable-length
+    field, or its ``sample_lengths()``) into batches: less padding, same seeded resumability.
+    ``scales`` (``loadwise.sampling.scales.Progressive`` or ``RandomScales``) gives each
+    batch a side from ``(seed, epoch, batch)`` (and, with ``keep_pixels``, a size): batches
+    carry ``scale`` and ``epoch``; a ``transforms.Resize()`` batch transform applies it.
     """
 
     batch_size: int = 32
@@ -55,6 +61,8 @@ class DataLoaderConfig:
     timeout: float = 0.0
     pad_ranks: bool = True
     batch_transform: Callable[[Any], Any] | None = None
+    bucket_by_length: bool = False
+    scales: ScaleSchedule | None = None
 
     def __post_init__(self) -> None:
         _at_least("batch_size", self.batch_size, 1)
@@ -81,6 +89,12 @@ class DataLoaderConfig:
                     f"`{name}` must be a callable or None. Found: {getattr(self, name)!r}."
                 )
         _check_device(self.device)
+        _check_scales(self.scales, self.drop_last)
+        if self.bucket_by_length and self.scales is not None:
+            raise ConfigError(
+                "pass `bucket_by_length` (batches of similar lengths) or `scales` (a side per "
+                "batch), not both: each decides how an epoch is cut into batches."
+            )
 
     def with_options(self, **options: Any) -> DataLoaderConfig:
         """A copy with some options changed; unknown names are refused with the valid ones."""
@@ -149,3 +163,16 @@ def _check_device(device: Any) -> None:
         )
     if kind == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"`device={device!r}` but MPS is not available here. Pass 'cpu'.")
+
+
+def _check_scales(scales: Any, drop_last: bool) -> None:
+    if scales is not None and not isinstance(scales, Progressive | RandomScales):
+        raise ConfigError(
+            f"`scales` is a loadwise.sampling.scales.Progressive or RandomScales. Found: "
+            f"{scales!r}."
+        )
+    if drop_last and isinstance(scales, RandomScales) and scales.keep_pixels:
+        raise ConfigError(
+            "`drop_last` with `RandomScales(keep_pixels=True)`: batch sizes vary, so there "
+            "is no full size to drop short batches by. Pass drop_last=False."
+        )

@@ -30,7 +30,7 @@ from loadwise.packing.options import PackPlan, ShardLayout, with_legacy
 from loadwise.packing.partition import PartitionResult, assemble_manifest
 from loadwise.packing.progress import PROGRESS_NAME, PackProgress
 from loadwise.packing.staging import check_dest, publish, staging_dir, write_durably
-from loadwise.sources import DecodeOptions, ImageOptions, Source, as_source
+from loadwise.sources import DecodeOptions, ImageOptions, Source, as_source, declared_schema
 from loadwise.sources.media import image_rules
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,12 @@ def pack(
     uninterrupted pack. Without it, leftovers of dead packs are removed.
     """
     decoded, shards = with_legacy(decode or DecodeOptions(), layout or ShardLayout(), older)
-    plan = PackPlan(decoded, shards, tuple(schema or ()), on_error, workers)
     run = _engine(engine)
     src = as_source(source)
+    given = tuple(schema or ())  # the source's declared kinds, unless `schema` names them
+    named = {spec.name for spec in given}
+    declared = tuple(spec for spec in declared_schema(src) if spec.name not in named)
+    plan = PackPlan(decoded, shards, declared + given, on_error, workers)
     dest = Path(dest).expanduser().resolve()
     check_dest(dest, overwrite)
     started = time.perf_counter()

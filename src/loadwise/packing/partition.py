@@ -16,6 +16,7 @@ from loadwise.errors import SourceError
 from loadwise.format.fields import FieldSpec
 from loadwise.format.spec import Manifest, ShardSpec, Skipped
 from loadwise.format.writer import ShardWriter
+from loadwise.packing.fallback import VALID, placeholder, valid_rows, with_valid
 from loadwise.packing.options import PackPlan
 from loadwise.packing.prepare import Failed, infer_fields
 from loadwise.packing.progress import PackProgress
@@ -97,6 +98,8 @@ class _Shards:
         self.categories, self.prefix = categories, prefix
         self.writer = self._writer(done.fields, len(done.shards)) if done.fields else None
         self.names: set[str] | None = None
+        self.fallback = plan.on_error == "fallback"
+        self.unplaced: list[str] = []  # failed items met before the fields were known
 
     def _writer(self, fields: tuple[FieldSpec, ...], first_shard: int = 0) -> ShardWriter:
         layout = self.plan.layout
@@ -113,15 +116,28 @@ class _Shards:
         return 1
 
     def _add_sample(self, item: str, sample: dict[str, Any] | Failed) -> None:
+        """One prepared sample or failure; with ``fallback`` a failure becomes a placeholder
+        (those met before the first readable sample wait until it fixes the fields)."""
         self.done.items_done += 1
         if isinstance(sample, Failed):
             if self.plan.on_error == "raise":
-                raise SourceError(f"{sample.reason} (pass on_error='skip' to leave it out)")
+                raise SourceError(
+                    f"{sample.reason} (pass on_error='skip' to leave it out, or 'fallback' "
+                    f"to store a placeholder marked valid=False)"
+                )
             self.done.skipped.append(Skipped(item, sample.reason))
-            return
+            if not self.fallback:
+                return
+            if self.writer is None:
+                self.unplaced.append(item)
+                return
+            sample = placeholder(self.done.fields)
+        elif self.fallback:
+            sample = with_valid(sample, item)
         if self.writer is None:
             self.done.fields = infer_fields(sample, self.categories, self.plan.schema, item)
             self.writer = self._writer(self.done.fields)
+            self._place_waiting()
         if sample.keys() - self._names():
             self._refuse_extra(item, sample)
         self._finished(self.writer.add(sample, item))
@@ -143,6 +159,8 @@ class _Shards:
     def _add_block(self, block: RowBlock) -> None:
         assert self.writer is not None, "rows come only after the sample that fixed the fields"
         start = 0
+        if self.fallback:  # workers lay out the fields the source gives, without `valid`
+            block.arrays[VALID] = valid_rows(len(block.items))
         while start < len(block.items):
             arrays = {k: v[start:] for k, v in block.arrays.items()}
             values = {k: v[start:] for k, v in block.values.items()}

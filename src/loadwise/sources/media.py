@@ -19,6 +19,8 @@ from loadwise.errors import ConfigError, SourceError
 from loadwise.format import deep
 from loadwise.format.codecs import IMAGE_MODES, decode_image
 from loadwise.format.fields import EncodedImage
+from loadwise.sources.audio import AudioOptions
+from loadwise.sources.fit import RESIZE, fitted_image
 
 
 def image_size_hw(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -39,16 +41,21 @@ class ImageOptions:
     None keeps grayscale as L, the rest as RGB, and deeper images at their depth: 16-bit as
     uint16, 32-bit integer as int32, float as float32), or, with ``encoded``, as the files'
     bytes (checked to decode; ``size`` cannot apply then). A ``mode`` scales deeper images
-    to 8 bits, never clips them. Either way EXIF orientation is applied."""
+    to 8 bits, never clips them. Either way EXIF orientation is applied. ``resize`` fits
+    images to ``size``: ``stretch`` resizes to it, ``crop`` keeps the aspect ratio, covers
+    the size and cuts the centre out (``fit.py``)."""
 
     size: tuple[int, int] | None = None
     mode: str | None = None
     encoded: bool = False
+    resize: str = "stretch"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", image_size_hw(self.size))
         if self.mode is not None and self.mode not in IMAGE_MODES:
             raise ConfigError(f"image mode must be one of {IMAGE_MODES}. Found: {self.mode!r}.")
+        if self.resize not in RESIZE:
+            raise ConfigError(f"`resize` must be one of {RESIZE}. Found: {self.resize!r}.")
         if self.encoded and self.size is not None:
             raise ConfigError(
                 "`image_size` resizes decoded images; with `encoded=True` the files' bytes are "
@@ -71,6 +78,7 @@ class DecodeOptions:
     """How ``pack`` decodes each kind of media it meets in records."""
 
     image: ImageOptions = field(default_factory=ImageOptions)
+    audio: AudioOptions = field(default_factory=AudioOptions)
 
 
 class Media:
@@ -92,7 +100,7 @@ class ImageFile(Media):
             data = self.path.read_bytes()
         except OSError as exc:
             raise SourceError(f"cannot read image `{self.path}`: {exc}") from exc
-        return prepare_image(data, str(self.path), decode.image)
+        return fitted_image(data, str(self.path), decode.image)
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,7 @@ class ImageBytes(Media):
     name: str
 
     def prepare(self, decode: DecodeOptions) -> np.ndarray | EncodedImage:
-        return prepare_image(self.data, self.name, decode.image)
+        return fitted_image(self.data, self.name, decode.image)
 
 
 def prepare_image(data: bytes, name: str, options: ImageOptions) -> np.ndarray | EncodedImage:
