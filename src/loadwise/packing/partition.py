@@ -142,6 +142,16 @@ class _Shards:
             self._refuse_extra(item, sample)
         self._finished(self.writer.add(sample, item))
 
+    def _place_waiting(self) -> None:
+        """Placeholders for the failures met before the fields were known (the only items
+        consumed so far besides this one), progress saved as if each was written when met."""
+        assert self.writer is not None
+        skipped, consumed = self.done.skipped, self.done.items_done
+        for j, waiting in enumerate(self.unplaced):
+            self.done.items_done, self.done.skipped = j + 1, skipped[: j + 1]
+            self._finished(self.writer.add(placeholder(self.done.fields), waiting))
+        self.done.items_done, self.done.skipped, self.unplaced = consumed, skipped, []
+
     def _names(self) -> set[str]:
         if self.names is None:
             self.names = {f.name for f in self.done.fields}
