@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,8 +47,9 @@ class ArraySource:
 
     def describe(self) -> dict[str, Any]:
         """Kind, length and a fingerprint over every byte of every value (so ``resume=True``
-        never keeps shards of other data); no fingerprint where a value's content cannot be
-        hashed (e.g. an image file), and then ``pack`` refuses to resume."""
+        never keeps shards of other data; media by their fields, files by path, size and
+        modification time); no fingerprint where a value cannot be hashed (an arbitrary
+        object), and then ``pack`` refuses to resume."""
         described: dict[str, Any] = {"kind": self.kind, "items": self._length}
         digest = xxhash.xxh3_64()
         for name, col in self._columns.items():
@@ -114,9 +118,33 @@ def _feed(digest: Any, value: Any) -> bool:
     elif value is None or isinstance(value, bool | int | float | complex):
         value = f"{type(value).__name__}:{value!r}".encode()
         digest.update(f"N{len(value)}:".encode())
+    elif isinstance(value, Path):
+        return _feed_file(digest, value)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _feed_record(digest, value)
     else:
         return False
     digest.update(value)
+    return True
+
+
+def _feed_record(digest: Any, value: Any) -> bool:
+    """A media value (``ImageBytes``, ``AudioArray``, ``ImageURL``, ...): its type and
+    every field, so its bytes count like any other value."""
+    head = f"{type(value).__module__}.{type(value).__qualname__}"
+    digest.update(f"D{len(head)}:{head}".encode())
+    return all(_feed(digest, getattr(value, f.name)) for f in dataclasses.fields(value))
+
+
+def _feed_file(digest: Any, path: Path) -> bool:
+    """A file by path, size and modification time, as a folder source fingerprints its files
+    (reading every byte of every file would cost a second pass over the data)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return False
+    line = f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
+    digest.update(f"P{len(line)}:".encode() + line)
     return True
 
 

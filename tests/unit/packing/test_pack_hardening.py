@@ -15,7 +15,7 @@ import pytest
 import loadwise
 import loadwise.packing.partition as partition
 from loadwise.errors import ConfigError, PackError
-from loadwise.sources import ArraySource, ImageFile
+from loadwise.sources import ArraySource, ImageBytes, ImageFile
 
 
 def _arrays(shift: int = 0) -> dict[str, list[np.ndarray]]:
@@ -62,9 +62,20 @@ def test_resume_over_changed_arrays_keeps_no_stale_shard(
     assert np.array_equal(got, np.stack(changed["x"]))  # was: 60 of 400 samples stale
 
 
+def test_media_values_are_fingerprinted_by_content_or_file(tmp_path: Path) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(b"one")
+    files = ArraySource({"image": [ImageFile(image)] * 2, "label": [0, 1]})
+    before = files.describe()["fingerprint"]
+    image.write_bytes(b"three")  # another size: the file changed
+    assert files.describe()["fingerprint"] != before
+    inline = ArraySource({"image": [ImageBytes(b"ab", "x")], "label": [0]})
+    other = ArraySource({"image": [ImageBytes(b"ac", "x")], "label": [0]})
+    assert inline.describe()["fingerprint"] != other.describe()["fingerprint"]
+
+
 def test_resume_is_refused_when_a_value_cannot_be_fingerprinted(tmp_path: Path) -> None:
-    (tmp_path / "a.png").write_bytes(b"")
-    source = ArraySource({"image": [ImageFile(tmp_path / "a.png")] * 2, "label": [0, 1]})
+    source = ArraySource({"thing": [object(), object()], "label": [0, 1]})
     assert "fingerprint" not in source.describe()
     with pytest.raises(ConfigError, match="`resume=True` needs a source whose content"):
         loadwise.pack(source, tmp_path / "d", resume=True, progress=False)
