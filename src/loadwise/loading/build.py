@@ -10,14 +10,15 @@ seeded order. Batches can be moved to a device on the way out (``deliver.py``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import weakref
+from collections.abc import Generator, Iterator
 from typing import Any, NoReturn
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, Sampler
 
 from loadwise.access.budget import eager_budget
-from loadwise.errors import ModeError, ResumeError
+from loadwise.errors import ConfigError, ModeError, ResumeError
 from loadwise.loading.batches import BatchView, CollateThen, made_here
 from loadwise.loading.bucketing import bucketed_order, check_group, with_group
 from loadwise.loading.config import DataLoaderConfig
@@ -53,6 +54,7 @@ class Loader:
         self.rank, self.world = distributed_rank()
         self.epoch, self._next_epoch = 0, 0
         self._start, self._position, self._running = 0, 0, False
+        self._iterator: weakref.ref[Generator[Any, None, None]] | None = None
         #: With ``enable_monitoring`` or ``log_loading_stats``: wait vs step, memory, CPU.
         self.monitor = Monitor() if config.enable_monitoring or config.log_loading_stats else None
         self.sampler = self._sampler()
@@ -72,6 +74,22 @@ class Loader:
         return len(self.dataloader)
 
     def __iter__(self) -> Iterator[Any]:
+        """The next epoch's batches. One iteration at a time: a second iterator while one is
+        unfinished would split the batches between them and lose the position, so it is
+        refused (finish or ``close()`` the first, or make a second loader)."""
+        running = self._iterator() if self._iterator is not None else None
+        if running is not None and getattr(running, "gi_frame", None) is not None:
+            raise ConfigError(
+                f"this loader is already being iterated (epoch {self.epoch} is unfinished); "
+                f"a second iterator would take half its batches and corrupt `state_dict()`. "
+                f"Finish or `.close()` the first iterator, or build another loader."
+            )
+        epoch = self._epoch()
+        self._iterator = weakref.ref(epoch)
+        return epoch
+
+    def _epoch(self) -> Generator[Any, None, None]:
+        """One epoch: the next one, or the rest of the one a state resumes."""
         self.epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
         self._position, self._start = self._start, 0
         if isinstance(self.sampler, EpochBatchSampler):

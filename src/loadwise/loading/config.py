@@ -68,13 +68,27 @@ class DataLoaderConfig:
         _at_least("batch_size", self.batch_size, 1)
         if self.max_memory_usage is not None:
             check_fraction("max_memory_usage", self.max_memory_usage)
-        if not self.timeout >= 0:
+        if not _number(self.timeout) or not self.timeout >= 0:
             raise ConfigError(f"`timeout` is in seconds, >= 0 (0 = none). Found: {self.timeout!r}.")
         _at_least("num_workers", self.num_workers, 0)
         if self.prefetch_factor is not None:
             _at_least("prefetch_factor", self.prefetch_factor, 1)
         if self.custom_sampler is not None and self.custom_batch_sampler is not None:
             raise ConfigError("pass `custom_sampler` or `custom_batch_sampler`, not both.")
+        _at_least("generator_seed", self.generator_seed, 0)
+        if self.generator_seed >= 2**64:
+            raise ConfigError(
+                f"`generator_seed` (`seed`) must be below 2**64 (torch's generator takes 64 "
+                f"bits). Found: {self.generator_seed!r}."
+            )
+        for name in _FLAGS:
+            _flag(name, getattr(self, name), optional=name in ("pin_memory", "persistent_workers"))
+        for name in ("collate_fn", "batch_transform"):
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                raise ConfigError(
+                    f"`{name}` must be a callable or None. Found: {getattr(self, name)!r}."
+                )
+        _check_device(self.device)
         _check_scales(self.scales, self.drop_last)
         if self.bucket_by_length and self.scales is not None:
             raise ConfigError(
@@ -109,9 +123,46 @@ class DataLoaderConfig:
         return self.persistent_workers and self.num_workers > 0
 
 
+#: The options that are True or False (the first two may also be None: decided here).
+_FLAGS = (
+    "pin_memory", "persistent_workers", "drop_last", "shuffle", "memory_efficient",
+    "non_blocking", "enable_monitoring", "log_loading_stats", "pad_ranks",
+)  # fmt: skip
+
+
 def _at_least(name: str, value: int, low: int) -> None:
-    if not isinstance(value, int) or value < low:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise ConfigError(f"`{name}` must be an integer >= {low}. Found: {value!r}.")
+
+
+def _flag(name: str, value: Any, optional: bool = False) -> None:
+    """True or False (a string such as "no" is not: it would count as True)."""
+    if not isinstance(value, bool) and not (optional and value is None):
+        allowed = "True, False or None" if optional else "True or False"
+        raise ConfigError(f"`{name}` must be {allowed}. Found: {value!r}.")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_device(device: Any) -> None:
+    """A device torch knows and this machine has (``cuda`` needs CUDA)."""
+    if device is None:
+        return
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(
+            f"`device` must be a torch device such as 'cpu' or 'cuda:0'. Found: {device!r} ({exc})."
+        ) from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"`device={device!r}` but CUDA is not available here (torch.cuda.is_available() is "
+            f"False: no GPU, or a CPU-only torch build). Pass device=None or 'cpu'."
+        )
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"`device={device!r}` but MPS is not available here. Pass 'cpu'.")
 
 
 def _check_scales(scales: Any, drop_last: bool) -> None:

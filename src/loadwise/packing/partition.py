@@ -97,6 +97,7 @@ class _Shards:
         self.folder, self.plan, self.done = folder, plan, done
         self.categories, self.prefix = categories, prefix
         self.writer = self._writer(done.fields, len(done.shards)) if done.fields else None
+        self.names: set[str] | None = None
         self.fallback = plan.on_error == "fallback"
         self.unplaced: list[str] = []  # failed items met before the fields were known
 
@@ -134,9 +135,11 @@ class _Shards:
         elif self.fallback:
             sample = with_valid(sample, item)
         if self.writer is None:
-            self.done.fields = infer_fields(sample, self.categories, self.plan.schema)
+            self.done.fields = infer_fields(sample, self.categories, self.plan.schema, item)
             self.writer = self._writer(self.done.fields)
             self._place_waiting()
+        if sample.keys() - self._names():
+            self._refuse_extra(item, sample)
         self._finished(self.writer.add(sample, item))
 
     def _place_waiting(self) -> None:
@@ -148,6 +151,20 @@ class _Shards:
             self.done.items_done, self.done.skipped = j + 1, skipped[: j + 1]
             self._finished(self.writer.add(placeholder(self.done.fields), waiting))
         self.done.items_done, self.done.skipped, self.unplaced = consumed, skipped, []
+
+    def _names(self) -> set[str]:
+        if self.names is None:
+            self.names = {f.name for f in self.done.fields}
+        return self.names
+
+    def _refuse_extra(self, item: str, sample: dict[str, Any]) -> None:
+        """A sample with fields the dataset's first sample did not have: never dropped."""
+        extra = sorted(map(str, sample.keys() - self._names()))
+        raise SourceError(
+            f"sample `{item}` has field(s) {extra} that the dataset's fields "
+            f"{sorted(self._names())} (from its first sample) lack; every sample must have the "
+            f"same fields. Add them to every sample, or drop them."
+        )
 
     def _add_block(self, block: RowBlock) -> None:
         assert self.writer is not None, "rows come only after the sample that fixed the fields"
