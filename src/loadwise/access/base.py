@@ -23,7 +23,7 @@ from loadwise.format.blocks import BlockVerifier
 from loadwise.format.fields import RAGGED_OUTPUTS, FieldSpec, ReadOptions, Segment
 from loadwise.format.reader import check_policy, read_manifest, verify_file
 from loadwise.format.spec import Manifest
-from loadwise.stores import ShardStore, open_store
+from loadwise.stores import ShardStore, is_url, open_store
 
 Batch = dict[str, Any]
 
@@ -54,7 +54,9 @@ class PackedBase:
         ragged: str = "padded",
     ) -> None:
         self.store: ShardStore = open_store(root)
-        self.root = Path(self.store.location)
+        location = self.store.location
+        self.root: Path | str = location if is_url(location) else Path(location)
+        self._idle = getattr(self.store, "idle", None)  # a remote store unpins after a batch
         self.manifest: Manifest = read_manifest(self.store)
         self.verify = check_policy(verify)
         if ragged not in RAGGED_OUTPUTS:
@@ -84,8 +86,16 @@ class PackedBase:
             batch: Batch = {}
             for spec in self.fields:
                 batch.update(spec.read_batch(storage, idx, self.read_options))
+        if self._idle is not None:
+            self._idle()
         batch["index"] = torch.from_numpy(idx)
         return batch
+
+    def read_ahead(self, batches: list[np.ndarray]) -> Iterator[np.ndarray]:
+        """``batches`` as the sampler hands them out; a remote store fetches the shards of
+        the next ones meanwhile (``stores/prefetch.py``)."""
+        ahead = getattr(self.store, "read_ahead", None)
+        return iter(batches) if ahead is None else ahead(self.manifest, batches)
 
     def categories(self, name: str) -> tuple[str, ...]:
         """Names of the values of an integer field such as ``label``."""
