@@ -56,7 +56,8 @@ class PackedBase:
         self.store: ShardStore = open_store(root)
         location = self.store.location
         self.root: Path | str = location if is_url(location) else Path(location)
-        self._idle = getattr(self.store, "idle", None)  # a remote store unpins after a batch
+        #: A remote store keeps a batch's shards while it reads them and unpins them after.
+        self._remote: Any = self.store if hasattr(self.store, "begin") else None
         self.manifest: Manifest = read_manifest(self.store)
         self.verify = check_policy(verify)
         if ragged not in RAGGED_OUTPUTS:
@@ -80,14 +81,16 @@ class PackedBase:
         """A whole batch as ``{field: tensor or list}`` plus ``index``, one gather per field."""
         idx = self._checked(indices)
         storage = self._storage or self.storage()
+        if self._remote is not None:
+            self._remote.begin(idx)
         with stages.span("gather"):  # per-stage timings, only while monitoring (stages.py)
             if self._blocks is not None:
                 self._blocks.require(idx)
             batch: Batch = {}
             for spec in self.fields:
                 batch.update(spec.read_batch(storage, idx, self.read_options))
-        if self._idle is not None:
-            self._idle()
+        if self._remote is not None:
+            self._remote.idle()
         batch["index"] = torch.from_numpy(idx)
         return batch
 

@@ -162,9 +162,9 @@ class _Driver:
             for records in chunks:
                 prepared = prepare_chunk(self.plan.decode, records)
                 fields = _fields_of(prepared, self.src.categories, self.plan)
+                self.done.fields = fields
                 yield _sized(prepared, fields), self.ray.put(_payload(prepared))
                 if fields:
-                    self.done.fields = fields
                     break
         if isinstance(chunks, _RangesThenRecords):
             chunks.ranges_now()

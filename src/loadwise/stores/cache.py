@@ -47,7 +47,8 @@ _OPEN = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _counter = itertools.count()
 
 #: Descriptors this process holds locks through; a forked child closes its copies at once,
-#: or a lock its parent took would stay held as long as the child lives.
+#: or a lock its parent took would stay held as long as the child lives. Opening and closing
+#: them happens under ``_HELD_LOCK``, which a fork waits for, so none is ever missed.
 _HELD: set[int] = set()
 _HELD_LOCK = threading.Lock()
 
@@ -61,7 +62,17 @@ def _after_fork_in_child() -> None:
     _HELD.clear()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+def _before_fork() -> None:
+    _HELD_LOCK.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _HELD_LOCK.release()
+
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
 
 
 @dataclass(frozen=True)
@@ -93,11 +104,9 @@ class ShardCache:
     def pin(self, path: Path) -> int | None:
         """An open descriptor holding a shared lock on the copy at ``path`` (it cannot be
         evicted until closed), or None if there is no copy."""
-        try:
-            fd = os.open(path, _OPEN)
-        except FileNotFoundError:
+        fd = _open_held(path, _OPEN)
+        if fd is None:
             return None
-        _hold(fd)
         fcntl.flock(fd, fcntl.LOCK_SH)  # an eviction in progress holds it for a moment
         if os.fstat(fd).st_nlink == 0:  # evicted between open and lock
             unpin(fd)
@@ -112,19 +121,21 @@ class ShardCache:
         write: Callable[[int], None],
         *,
         ahead: bool = False,
+        keep: frozenset[Path] = frozenset(),
         on_wait: Callable[[], None] | None = None,
         patience: float = 600.0,
     ) -> bool:
         """Make the copy at ``path`` exist: ``write(fd)`` fills a reserved temporary file,
         which is then fsynced and renamed into place. Done once across processes: others
         wait for it. ``ahead`` (read-ahead) gives up, returning False, unless it fits within
-        the limit now; otherwise this waits for readers to unpin copies (``on_wait`` should
-        release this process's idle pins) up to ``patience`` seconds."""
+        the limit now without evicting the copies in ``keep`` (those needed before it);
+        otherwise this waits for readers to unpin copies (``on_wait`` should release this
+        process's idle pins) up to ``patience`` seconds."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(path.parent / f".{path.name}.lock", on_wait):  # one downloader
             if path.exists():
                 return True
-            part = self._reserve(path, size, ahead, on_wait, patience)
+            part = self._reserve(path, size, ahead, keep, on_wait, patience)
             if part is None:
                 return False
             try:
@@ -134,7 +145,8 @@ class ShardCache:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-                os.rename(part, path)
+                with self._cache_lock():  # a rename mid-scan may hide the file from a scan
+                    os.rename(part, path)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(part)
@@ -143,14 +155,20 @@ class ShardCache:
             return True
 
     def usage(self) -> CacheUse:
-        """Bytes held now by copies and by downloads in progress (all datasets)."""
+        """Bytes held now by copies and by downloads in progress (all datasets), taken under
+        the cache lock and counting each file once (a rename seen mid-scan is one file)."""
         copies = downloading = 0
-        for entry, is_part in self._entries():
-            size = _size(entry)
-            if is_part:
-                downloading += size
-            else:
-                copies += size
+        seen: set[int] = set()
+        with self._cache_lock():
+            for entry, is_part in self._entries():
+                stat = _stat(entry)
+                if stat is None or stat.st_ino in seen:
+                    continue
+                seen.add(stat.st_ino)
+                if is_part:
+                    downloading += stat.st_size
+                else:
+                    copies += stat.st_size
         return CacheUse(copies, downloading)
 
     def _reserve(
@@ -158,6 +176,7 @@ class ShardCache:
         path: Path,
         size: int,
         ahead: bool,
+        keep: frozenset[Path],
         on_wait: Callable[[], None] | None,
         patience: float,
     ) -> Path | None:
@@ -167,10 +186,11 @@ class ShardCache:
         while True:
             with self._cache_lock():
                 room = self.limit if ahead else self.limit + self.slack
-                if self._make_room(size, room):
+                if self._make_room(size, room, keep):
                     return _reserved(path, size)
             if ahead:
                 return None
+            keep = frozenset()  # the batch needs more than fits: let its copies go too
             if on_wait is not None:
                 on_wait()
             if time.monotonic() > deadline:
@@ -182,9 +202,9 @@ class ShardCache:
             time.sleep(pause)
             pause = min(pause * 2, 0.1)
 
-    def _make_room(self, size: int, room: int) -> bool:
-        """Evict unpinned copies, least recently used first, until ``size`` more bytes fit
-        within the limit; True if they fit within ``room``."""
+    def _make_room(self, size: int, room: int, keep: frozenset[Path] = frozenset()) -> bool:
+        """Evict unpinned copies (not in ``keep``), least recently used first, until ``size``
+        more bytes fit within the limit; True if they fit within ``room``."""
         copies: list[tuple[float, int, Path]] = []
         used = 0
         for entry, is_part in self._entries():
@@ -197,7 +217,7 @@ class ShardCache:
         for _, bytes_, copy in sorted(copies):
             if used + size <= self.limit:
                 break
-            if _evict(copy):
+            if copy not in keep and _evict(copy):
                 used -= bytes_
         return used + size <= room
 
@@ -228,15 +248,15 @@ def unpin(fd: int) -> None:
     """Close a descriptor from ``pin`` (its lock goes with it)."""
     with _HELD_LOCK:
         _HELD.discard(fd)
-    os.close(fd)
+        os.close(fd)
 
 
 @contextlib.contextmanager
 def _locked(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """An exclusive lock on ``path``; while another process holds it, ``on_wait`` is called
     between tries (a waiter must not keep copies pinned that the holder may need evicted)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-    _hold(fd)
+    fd = _open_held(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    assert fd is not None
     try:
         if on_wait is None:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -259,9 +279,16 @@ def _poll_lock(fd: int, on_wait: Callable[[], None]) -> None:
             pause = min(pause * 2, 0.05)
 
 
-def _hold(fd: int) -> None:
+def _open_held(path: Path, flags: int, mode: int = 0o644) -> int | None:
+    """``os.open`` registered in ``_HELD`` in one step (no fork in between); None if the
+    file is missing."""
     with _HELD_LOCK:
+        try:
+            fd = os.open(path, flags, mode)
+        except FileNotFoundError:
+            return None
         _HELD.add(fd)
+        return fd
 
 
 def _reserved(path: Path, size: int) -> Path:
@@ -280,11 +307,9 @@ def _reserved(path: Path, size: int) -> Path:
 
 def _evict(copy: Path) -> bool:
     """Remove ``copy`` unless a reader holds it; True if removed."""
-    try:
-        fd = os.open(copy, _OPEN)
-    except FileNotFoundError:
+    fd = _open_held(copy, _OPEN)
+    if fd is None:
         return True
-    _hold(fd)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.unlink(copy)
@@ -300,11 +325,6 @@ def _stat(entry: os.DirEntry[str]) -> os.stat_result | None:
         return entry.stat(follow_symlinks=False)
     except FileNotFoundError:
         return None
-
-
-def _size(entry: os.DirEntry[str]) -> int:
-    stat = _stat(entry)
-    return 0 if stat is None else stat.st_size
 
 
 def _alive(pid: int) -> bool:

@@ -34,17 +34,21 @@ def read_ahead(
     pool = _pool(store, ahead)
     seen: set[int] = set()
     pending: deque[int] = deque()  # first-use batch of each shard fetched ahead, in order
+    uses: dict[int, list[int]] = {}  # shards of each batch scanned and not yet handed out
     scanned = 0
     for i, batch in enumerate(batches):
         while pending and pending[0] <= i:
             pending.popleft()
         while len(pending) < ahead and scanned < len(batches):
-            for number in shards_of(batches[scanned], starts):
+            uses[scanned] = shards_of(batches[scanned], starts)
+            for number in uses[scanned]:
                 if number not in seen:
                     seen.add(number)
                     pending.append(scanned)
-                    pool.submit(_fetch, store, names[number])
+                    first = {names[n] for j in range(i, scanned) for n in uses.get(j, ())}
+                    pool.submit(_fetch, store, names[number], first)
             scanned += 1
+        uses.pop(i, None)
         yield batch
 
 
@@ -55,9 +59,9 @@ def shards_of(indices: np.ndarray, starts: np.ndarray) -> list[int]:
     return unique[np.argsort(first)].tolist()
 
 
-def _fetch(store: RemoteStore, name: str) -> None:
+def _fetch(store: RemoteStore, name: str, needed_first: set[str]) -> None:
     try:
-        store.fetch_ahead(name)
+        store.fetch_ahead(name, needed_first)
     except Exception as exc:  # noqa: BLE001  # the reader that needs it fetches it and raises
         log.debug("read-ahead of %s in %s failed: %s", name, store.location, exc)
 

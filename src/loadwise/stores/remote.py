@@ -20,7 +20,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -131,6 +131,17 @@ class RemoteStore:
         return file
 
     # --- what readers of a remote store use besides -------------------------------------
+    def begin(self, indices: np.ndarray) -> None:
+        """A batch of ``indices`` starts: its shards are not evicted by this process to fetch
+        another of them (a batch that does not fit the cache still proceeds, refetching)."""
+        local = self._here()
+        if local.starts is None:
+            specs = list(self.shards.values())
+            local.starts = np.cumsum([0] + [s.num_samples for s in specs])
+            local.specs = specs
+        owners = np.unique(np.searchsorted(local.starts, indices, side="right") - 1)
+        local.needed = frozenset(self._copy(local.specs[n]) for n in owners.tolist())
+
     def idle(self) -> None:
         """Unpin every copy this process is not reading right now (after each batch), so
         the cache may evict it; the next read pins it again (or fetches it again)."""
@@ -143,11 +154,13 @@ class RemoteStore:
 
         return read_ahead(self, manifest.shard_starts(), [s.name for s in manifest.shards], batches)
 
-    def fetch_ahead(self, name: str) -> None:
-        """Bring shard ``name`` into the cache if it fits without waiting (read-ahead)."""
+    def fetch_ahead(self, name: str, needed_first: Iterable[str] = ()) -> None:
+        """Bring shard ``name`` into the cache if it fits now without waiting or evicting
+        the shards ``needed_first`` (read-ahead)."""
         spec = self.shards[name]
+        keep = frozenset(self._copy(self.shards[n]) for n in needed_first)
         self._cache().fill(self._copy(spec), spec.num_bytes, partial(self._download, spec),
-                           ahead=True)  # fmt: skip
+                           ahead=True, keep=keep)  # fmt: skip
 
     def acquire(self, spec: Any) -> int:
         """A pinned descriptor of the local copy of ``spec``, fetched first if needed."""
@@ -156,7 +169,8 @@ class RemoteStore:
             fd = cache.pin(copy)
             if fd is not None:
                 return fd
-            cache.fill(copy, spec.num_bytes, partial(self._download, spec), on_wait=self.idle)
+            cache.fill(copy, spec.num_bytes, partial(self._download, spec),
+                       keep=self._here().needed, on_wait=self.idle)  # fmt: skip
 
     @property
     def downloads(self) -> int:
@@ -320,6 +334,9 @@ class _Local:
         self.files: weakref.WeakSet[RemoteShardFile] = weakref.WeakSet()
         self.downloads = 0
         self.lock = threading.Lock()
+        self.starts: np.ndarray | None = None  # first sample of each shard (``begin``)
+        self.specs: list[Any] = []
+        self.needed: frozenset[Path] = frozenset()  # copies of the batch being read
 
 
 class RemoteShardFile(ShardFile):
@@ -337,8 +354,7 @@ class RemoteShardFile(ShardFile):
     def fileno(self) -> int:
         if self._closed:
             raise IntegrityError(f"shard `{self.name}` in `{self.location}` is closed.")
-        if self._pid != os.getpid():  # inherited through fork: the parent's pin is not ours
-            self._fd, self._pid, self._users, self._lock = None, os.getpid(), 0, threading.Lock()
+        self._adopt()
         if self._fd is None:
             self._fd = self._store.acquire(self._spec)
             self._store._here().files.add(self)
@@ -362,8 +378,9 @@ class RemoteShardFile(ShardFile):
 
     def release(self) -> None:
         """Unpin the copy unless a read is in progress."""
+        self._adopt()
         with self._lock:
-            if self._users == 0 and self._fd is not None and self._pid == os.getpid():
+            if self._users == 0 and self._fd is not None:
                 fd, self._fd = self._fd, None
                 unpin(fd)
 
@@ -371,8 +388,14 @@ class RemoteShardFile(ShardFile):
         self._closed = True
         self.release()
 
+    def _adopt(self) -> None:
+        """In a forked child: drop what was the parent's (its pin, its lock's state)."""
+        if self._pid != os.getpid():
+            self._fd, self._pid, self._users, self._lock = None, os.getpid(), 0, threading.Lock()
+
     @contextmanager
     def _using(self) -> Iterator[None]:
+        self._adopt()
         with self._lock:
             self._users += 1
         try:

@@ -3,6 +3,7 @@ test; datasets are packed into it with ``loadwise.pack`` itself."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ class S3:
 
 
 def start_server(port: int = 0) -> ThreadedMotoServer:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     return server
