@@ -19,15 +19,26 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from loadwise import sources
     from loadwise.access.auto import LoadingMode, choose_mode
     from loadwise.access.auto import open_dataset as open
+    from loadwise.compat.collate import CustomCollateFn
     from loadwise.compat.datasets import BaseDataset, ImageDataset, MemoryEfficientDataset
+    from loadwise.compat.hdf5 import HDF5Dataset
     from loadwise.compat.loaders import DataLoaderFactory, EfficientDataLoader
     from loadwise.compat.monitors import DataLoaderPerformanceMonitor, MemoryMonitor
+    from loadwise.compat.multimodal import (
+        InMemoryAudioTextDataset,
+        InMemoryImageTextDataset,
+        collate_in_memory_audio,
+        collate_in_memory_images,
+    )
+    from loadwise.compat.multiscale import MultiScaleDataset
     from loadwise.compat.omniglot import (
         OmniglotDataset,
         OmniglotTaskDataset,
         PrefetchedOmniglotDataset,
     )
+    from loadwise.compat.scale_groups import group_scales_by_memory
     from loadwise.compat.splits import create_dataloaders
+    from loadwise.compat.text import TextDataset
     from loadwise.format.verify import VerifyReport, verify
     from loadwise.loading.build import Loader
     from loadwise.loading.config import DataLoaderConfig
@@ -39,23 +50,32 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
 #: Public name -> (module, attribute in it; None for the module itself), imported on first use.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "BaseDataset": ("loadwise.compat.datasets", "BaseDataset"),
+    "CustomCollateFn": ("loadwise.compat.collate", "CustomCollateFn"),
     "DataLoaderConfig": ("loadwise.loading.config", "DataLoaderConfig"),
     "DataLoaderFactory": ("loadwise.compat.loaders", "DataLoaderFactory"),
     "DataLoaderPerformanceMonitor": ("loadwise.compat.monitors", "DataLoaderPerformanceMonitor"),
     "EfficientDataLoader": ("loadwise.compat.loaders", "EfficientDataLoader"),
+    "HDF5Dataset": ("loadwise.compat.hdf5", "HDF5Dataset"),
     "ImageDataset": ("loadwise.compat.datasets", "ImageDataset"),
+    "InMemoryAudioTextDataset": ("loadwise.compat.multimodal", "InMemoryAudioTextDataset"),
+    "InMemoryImageTextDataset": ("loadwise.compat.multimodal", "InMemoryImageTextDataset"),
     "Loader": ("loadwise.loading.build", "Loader"),
     "LoadingMode": ("loadwise.access.auto", "LoadingMode"),
     "MemoryEfficientDataset": ("loadwise.compat.datasets", "MemoryEfficientDataset"),
     "MemoryMonitor": ("loadwise.compat.monitors", "MemoryMonitor"),
+    "MultiScaleDataset": ("loadwise.compat.multiscale", "MultiScaleDataset"),
     "OmniglotDataset": ("loadwise.compat.omniglot", "OmniglotDataset"),
     "OmniglotTaskDataset": ("loadwise.compat.omniglot", "OmniglotTaskDataset"),
     "PackReport": ("loadwise.packing.pack", "PackReport"),
     "PrefetchedOmniglotDataset": ("loadwise.compat.omniglot", "PrefetchedOmniglotDataset"),
+    "TextDataset": ("loadwise.compat.text", "TextDataset"),
     "VerifyReport": ("loadwise.format.verify", "VerifyReport"),
     "choose_mode": ("loadwise.access.auto", "choose_mode"),
+    "collate_in_memory_audio": ("loadwise.compat.multimodal", "collate_in_memory_audio"),
+    "collate_in_memory_images": ("loadwise.compat.multimodal", "collate_in_memory_images"),
     "create_dataloaders": ("loadwise.compat.splits", "create_dataloaders"),
     "episodes": ("loadwise.sampling.episodes", "episodes"),
+    "group_scales_by_memory": ("loadwise.compat.scale_groups", "group_scales_by_memory"),
     "loader": ("loadwise.loading.entry", "loader"),
     "monitor": ("loadwise.monitoring.loop", "monitor"),
     "open": ("loadwise.access.auto", "open_dataset"),
@@ -83,25 +103,34 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BaseDataset",
+    "CustomCollateFn",
     "DataLoaderConfig",
     "DataLoaderFactory",
     "DataLoaderPerformanceMonitor",
     "EfficientDataLoader",
+    "HDF5Dataset",
     "ImageDataset",
+    "InMemoryAudioTextDataset",
+    "InMemoryImageTextDataset",
     "Loader",
     "LoadingMode",
     "LoadwiseError",
     "MemoryEfficientDataset",
     "MemoryMonitor",
+    "MultiScaleDataset",
     "OmniglotDataset",
     "OmniglotTaskDataset",
     "PackReport",
     "PrefetchedOmniglotDataset",
+    "TextDataset",
     "VerifyReport",
     "__version__",
     "choose_mode",
+    "collate_in_memory_audio",
+    "collate_in_memory_images",
     "create_dataloaders",
     "episodes",
+    "group_scales_by_memory",
     "loader",
     "monitor",
     "open",

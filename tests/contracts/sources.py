@@ -99,7 +99,7 @@ def _read_in_child(source: Any, start: int, stop: int, send: Any) -> None:
 def _packs_back_to_its_values(source: Any, items: Items) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         loadwise.pack(source, Path(tmp) / "packed", progress=False)
-        with loadwise.open(Path(tmp) / "packed", "eager") as packed:
+        with loadwise.open(Path(tmp) / "packed", "eager", ragged="list") as packed:  # as stored
             assert len(packed) == len(items), f"packed: {len(packed)} samples, not {len(items)}"
             batch = packed.get_batch(np.arange(len(items)))
     for i, (name, record) in enumerate(items):

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import loadwise
-from loadwise.errors import LoadwiseError
+from loadwise.errors import IntegrityError, LoadwiseError
 from loadwise.format.spec import MANIFEST_NAME, _checksum, block_checksums
 
 MODES = ("eager", "lazy", "cached", "streaming")
@@ -145,3 +145,16 @@ def test_random_shards_with_matching_checksums(
         shard["xxh3_64"] = xxhash.xxh3_64_hexdigest(blob)
     _write_manifest(root, body)
     _attempt(root, mode)
+
+
+def test_text_read_from_a_wrong_offset_is_an_integrity_error(
+    pristine: Path, tmp_path: Path
+) -> None:
+    """Found by the test above: a text buffer's offset moved into the shard's header (valid
+    checksums, bytes that are not UTF-8) raised UnicodeDecodeError from inside the reader."""
+    root = _fresh(pristine, tmp_path)
+    body = json.loads((root / MANIFEST_NAME).read_text())["manifest"]
+    body["shards"][1]["buffers"]["text"]["data"]["offset"] = 4
+    _write_manifest(root, body)
+    with loadwise.open(root, "eager") as data, pytest.raises(IntegrityError, match="not UTF-8"):
+        data.get_batch(np.arange(len(data)))

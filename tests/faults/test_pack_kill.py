@@ -20,6 +20,7 @@ import pytest
 
 import loadwise
 from loadwise.errors import FormatError
+from loadwise.format.reader import load_manifest
 from loadwise.format.verify import verify
 from loadwise.testing import make_omniglot_tree
 
@@ -120,7 +121,9 @@ def test_resume_in_process_reuses_finished_shards(
     assert kept
     loadwise.pack(tree, dest, shard_bytes=60_000, resume=True, progress=False)
     assert _digests(dest) == reference
-    assert {n: (dest / n).stat().st_mtime_ns for n in kept} == kept  # reused, not rewritten
+    generation = load_manifest(dest).generation  # in front of every published shard's name
+    reused = {n: (dest / f"{generation}-{n}").stat().st_mtime_ns for n in kept}
+    assert reused == kept  # reused (only renamed), not rewritten
     assert os.path.exists(dest / "manifest.json") and not (dest / "progress.json").exists()
 
 

@@ -39,7 +39,7 @@ def test_pack_info_verify(
         "image",
         "1x105x105",
         "alphabet",
-        "00000.arrow",
+        "-00000.arrow",
         "auto mode here",
     ):
         assert expected in out

@@ -17,6 +17,7 @@ from loadwise.access.base import PackedDataset
 from loadwise.access.budget import eager_budget, stored_bytes
 from loadwise.access.cached import DEFAULT_CACHE_BYTES, CachedDataset
 from loadwise.access.eager import EagerDataset
+from loadwise.access.inplace import InPlaceDataset, InPlaceStream, inplace_format, open_inplace
 from loadwise.access.lazy import LazyDataset
 from loadwise.access.streaming import StreamingDataset
 from loadwise.errors import ModeError
@@ -86,8 +87,9 @@ def open_dataset(
     cache_dir: str | Path | None = None,
     cache_limit: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
-) -> PackedDataset | StreamingDataset:
-    """Open the packed dataset at ``path`` in ``mode`` (one of ``MODES``).
+) -> PackedDataset | StreamingDataset | InPlaceDataset | InPlaceStream:
+    """Open the packed dataset at ``path`` in ``mode`` (one of ``MODES``); an HDF5 file, a
+    Zarr store or an LMDB database is read in place (``lazy`` or ``streaming``).
 
     ``fields`` selects the fields samples carry (all by default); ``verify`` is when shard
     checksums are checked (``first_use``, ``open`` or ``never``); ``ragged`` is how
@@ -107,6 +109,8 @@ def open_dataset(
     where: str | Path | ShardStore = path
     if is_url(str(path)):
         where, name = _remote(path, name, cache_dir, cache_limit, storage_options)
+    elif inplace_format(path) is not None:  # HDF5, Zarr, LMDB: read in place (access/inplace/)
+        return open_inplace(path, name, fields=fields)
     if name == "auto":
         fraction = AUTO_EAGER_FRACTION if max_memory_usage is None else max_memory_usage
         name, reason = choose_mode(path, fields, max_memory_usage=fraction)

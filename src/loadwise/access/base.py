@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from loadwise import stages
+from loadwise.access import sigbus
 from loadwise.errors import ConfigError, LoadwiseError, SampleIndexError
 from loadwise.format.blocks import BlockVerifier
 from loadwise.format.fields import RAGGED_OUTPUTS, FieldSpec, ReadOptions, Segment
@@ -89,6 +90,7 @@ class PackedBase:
             batch: Batch = {}
             for spec in self.fields:
                 batch.update(spec.read_batch(storage, idx, self.read_options))
+        sigbus.check()  # a mapped shard truncated under this batch: refused, not served
         if self._remote is not None:
             self._remote.idle()
         batch["index"] = torch.from_numpy(idx)
@@ -145,7 +147,10 @@ class PackedBase:
         counted from the end; refused if out of range or closed."""
         if self._closed:
             raise LoadwiseError(f"the dataset at `{self.root}` is closed; open it again to read.")
-        idx = np.array(indices, dtype=np.int64).reshape(-1)
+        if type(indices) is np.ndarray and indices.dtype == np.int64:  # the sampler's batches
+            idx = indices.reshape(-1).copy()
+        else:
+            idx = _as_indices(indices, self.root)
         n = len(self)
         if not idx.size or idx.view(np.uint64).max() < n:  # one pass: negatives look huge
             return idx
@@ -168,6 +173,38 @@ class PackedDataset(PackedBase, Dataset):
         """Samples for a plain ``DataLoader``: gathered in one call, then split into rows."""
         batch = self.get_batch(indices)
         return [_row(batch, i) for i in range(len(indices))]
+
+
+def _as_indices(indices: Any, root: Path) -> np.ndarray:
+    """Sample indices as int64, or ``SampleIndexError`` naming what is not one: floats are
+    refused (never truncated), and integers beyond int64 are out of range, not wrapped."""
+    try:
+        given = np.asarray(indices)
+    except (ValueError, TypeError):  # ragged nesting
+        given = np.asarray(indices, dtype=object)
+    if given.size == 0:
+        return np.empty(0, np.int64)
+    if given.dtype.kind in "iu":
+        if given.dtype.kind == "u" and given.size and given.max() > np.iinfo(np.int64).max:
+            raise _out_of_range(int(given.max()), root)
+        return given.astype(np.int64).reshape(-1)
+    if given.dtype == object and all(_is_int(v) for v in given.reshape(-1)):
+        for value in given.reshape(-1):  # Python ints of any size: range-checked here
+            if not -(2**63) <= int(value) < 2**63:
+                raise _out_of_range(int(value), root)
+        return given.astype(np.int64).reshape(-1)
+    raise SampleIndexError(
+        f"sample indices must be integers; got {indices!r} ({given.dtype}) for `{root}`. Index "
+        f"with an int or a sequence or array of ints (a slice: `get_batch(range(a, b))`)."
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _out_of_range(value: int, root: Path) -> SampleIndexError:
+    return SampleIndexError(f"sample index {value} is out of range for the samples in `{root}`.")
 
 
 def _row(batch: Batch, i: int) -> Batch:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from loadwise.access import sigbus
 from loadwise.access.base import PackedDataset, Storage
 from loadwise.access.region import SUPPORTED, ShardRegion
 from loadwise.format.fields import FieldSpec, FixedField, Segment
@@ -36,11 +37,19 @@ class MappedStorage:
         self._shards: dict[int, MappedShard] = {}
         arrays = tuple(f for f in fields if isinstance(f, FixedField))
         self._region = ShardRegion(store, manifest, arrays) if arrays and SUPPORTED else None
+        #: A shard truncated while mapped reads as zeros, then raises (``sigbus.py``).
+        self._guard = sigbus.Guard(store.location, [s.name for s in manifest.shards])
 
     def shard(self, number: int) -> MappedShard:
         if number not in self._shards:
             spec = self._manifest.shards[number]
-            self._shards[number] = MappedShard(self._store, spec, self._manifest.fields, False)
+            self._shards[number] = mapped = MappedShard(
+                self._store, spec, self._manifest.fields, False
+            )
+            if mapped.address is not None:
+                self._guard.add(number, mapped.address, spec.num_bytes)
+        elif self._guard.truncated:
+            self._guard.refuse([number])
         return self._shards[number]
 
     def rows(self, spec: FieldSpec, indices: np.ndarray) -> np.ndarray:
@@ -71,6 +80,7 @@ class MappedStorage:
             yield Segment(rows, starts, lengths, shard.data(spec.name))
 
     def close(self) -> None:
+        self._guard.remove()
         if self._region is not None:
             self._region.close()
             self._region = None

@@ -20,6 +20,7 @@ import sys
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from loadwise.access import sigbus
 from loadwise.errors import LoadwiseError
 from loadwise.format.fields import FixedField
 from loadwise.format.reader import check_layout
@@ -54,6 +55,8 @@ class ShardRegion:
         self._layouts = {f.name: _Layout(f, manifest, self._place) for f in fields}
         self._views: dict[str, np.ndarray] = {}
         self._located: tuple[np.ndarray, np.ndarray | None] | None = None
+        #: A shard truncated while mapped reads as zeros, then raises (``sigbus.py``).
+        self._guard = sigbus.Guard(store.location, [s.name for s in manifest.shards])
 
     def gather(self, spec: FixedField, indices: np.ndarray) -> np.ndarray:
         """Rows ``indices`` (global, checked) of array field ``spec``: one gather, a copy.
@@ -65,6 +68,8 @@ class ShardRegion:
             raise LoadwiseError(f"the mapping of `{self._store.location}` is closed.")
         layout = self._layouts[spec.name]
         owners = self._owners(indices)
+        if self._guard.truncated:  # a shard found truncated: refused, never read as zeros
+            self._guard.refuse([0] if owners is None else np.unique(owners).tolist())
         origin = layout.origin[0] if owners is None else layout.origin[owners]
         rows = take_rows(self._view(layout, flat), origin + indices * layout.stride)
         if layout.scalar:
@@ -90,6 +95,7 @@ class ShardRegion:
             return
         self._flat = self._located = None
         self._views.clear()
+        self._guard.remove()
         _unmap(self._base, self._total)
 
     def _view(self, layout: _Layout, flat: np.ndarray) -> np.ndarray:
@@ -117,6 +123,7 @@ class ShardRegion:
                     at = self._base + int(self._place[number])
                     flags = mmap.MAP_SHARED | _MAP_FIXED
                     _map(at, shard.num_bytes, mmap.PROT_READ, flags, file.fileno())
+                    self._guard.add(number, at, shard.num_bytes)
             self._mapped[number] = True
         self._all_mapped = bool(self._mapped.all())
 

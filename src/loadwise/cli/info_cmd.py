@@ -16,6 +16,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.path}: {manifest.num_samples:,} samples, {len(manifest.shards)} shard(s), {size}")
     print(f"written by {manifest.created_by}, format version {manifest.version}")
     print(f"source: {manifest.source.get('kind', '?')} {manifest.source.get('root', '')}")
+    if "images" in manifest.source:
+        print(f"images: {manifest.source['images']}")
     rows = [[f.name, f.kind, _details(f.to_dict())] for f in manifest.fields]
     print(table(["field", "kind", "details"], rows))
     if args.shards:

@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; a LoadwiseError becomes a one-line message and exit code 2."""
+    """Run one command; a LoadwiseError (or an unreadable or unwritable file) becomes a
+    one-line message and exit code 2 (``verify`` exits 1 for damaged shards)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
@@ -41,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(command.run(args))
     except LoadwiseError as exc:
         print(f"loadwise {args.run}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file the library did not name (unreadable, unwritable)
+        where = f" `{exc.filename}`" if exc.filename else ""
+        print(f"loadwise {args.run}: error:{where} {exc.strerror or exc}", file=sys.stderr)
         return 2
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 LAYOUTS = ("auto", "classes", "omniglot")  # sources.folder.LAYOUTS
-ON_ERROR = ("raise", "skip")  # packing.options.ON_ERROR
+ON_ERROR = ("raise", "skip", "fallback")  # packing.options.ON_ERROR
 DEFAULT_SHARD_MB = 128.0  # packing.options.DEFAULT_SHARD_BYTES / 2**20
 BENCH_MODES = ("eager", "lazy", "cached", "streaming")  # bench.modes.MODES
 
@@ -29,10 +29,11 @@ the script changes: a startup hook is put on PYTHONPATH for the command's Python
 
 def add_pack(commands: Any) -> argparse.ArgumentParser:
     p = commands.add_parser(
-        "pack", help="pack an image folder once",
-        description="Pack an image folder into shards plus a manifest.",
+        "pack", help="pack an image folder or archive once",
+        description="Pack an image folder (or a .zip/.tar of one) into shards plus a manifest.",
     )  # fmt: skip
-    p.add_argument("source", help="image folder: <class>/<image> or <alphabet>/<character>/<image>")
+    p.add_argument("source", help="image folder or archive: <class>/<image> or "
+                   "<alphabet>/<character>/<image>")  # fmt: skip
     p.add_argument("dest", help="folder to write the packed dataset to")
     p.add_argument("--layout", choices=LAYOUTS, default="auto", help="folder layout (auto)")
     p.add_argument("--image-size", type=int, nargs="+", metavar="N", help="resize: H W, or one N")

@@ -6,6 +6,7 @@ batch at a time, any other torch dataset through the ordinary per-sample path.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
@@ -21,6 +22,7 @@ class EfficientDataLoader:
         self.dataset = dataset
         self.config = config or DataLoaderConfig()
         self.loader: Loader = loader(dataset, config=self.config)
+        self._clock = _Clock()
 
     @property
     def dataloader(self) -> Any:
@@ -28,7 +30,7 @@ class EfficientDataLoader:
         return self.loader.dataloader
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self.loader)
+        return self._clock.timed(iter(self.loader))
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -48,9 +50,11 @@ class EfficientDataLoader:
     def get_stats(self) -> dict[str, Any]:
         """Settings plus per-epoch timings (kept with ``enable_monitoring`` or
         ``log_loading_stats``); ``samples_per_second`` is the last epoch's, else None.
-        With ``enable_monitoring`` also ``total_time``, ``avg_batch_time``,
-        ``batches_per_second``, ``avg_memory_usage``, ``avg_cpu_usage`` (percents of the
-        system), ``data_wait_fraction``, ``peak_pss`` and ``diagnosis``.
+        The documents' keys are always there: ``total_time``, ``avg_batch_time`` and
+        ``batches_per_second`` are always measured (a clock read per iteration);
+        ``avg_memory_usage``, ``avg_cpu_usage`` (percents of the system),
+        ``data_wait_fraction``, ``peak_pss`` and ``diagnosis`` need ``enable_monitoring=True``
+        and are None without it (``note`` says so).
         """
         epochs = [
             {**asdict(s), "samples_per_second": s.samples_per_second}
@@ -67,8 +71,36 @@ class EfficientDataLoader:
         }
         monitor = self.loader.monitor
         if self.config.enable_monitoring and monitor is not None and monitor.clock.records:
-            stats.update(_performance(monitor.stats()))
-        return stats
+            return stats | _performance(monitor.stats())
+        return stats | self._clock.stats() | dict.fromkeys(_MONITORED) | {"note": _NOTE}
+
+
+_MONITORED = ("avg_memory_usage", "avg_cpu_usage", "data_wait_fraction", "peak_pss", "diagnosis")
+_NOTE = f"{', '.join(_MONITORED)} are measured with DataLoaderConfig(enable_monitoring=True)"
+
+
+class _Clock:
+    """Batches and seconds of every iteration so far: what ``get_stats`` can always say."""
+
+    def __init__(self) -> None:
+        self.batches, self.seconds = 0, 0.0
+
+    def timed(self, batches: Iterator[Any]) -> Iterator[Any]:
+        started = time.perf_counter()
+        try:
+            for batch in batches:
+                self.batches += 1
+                yield batch
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def stats(self) -> dict[str, Any]:
+        done = self.batches and self.seconds > 0
+        return {
+            "total_time": self.seconds,
+            "avg_batch_time": self.seconds / self.batches if done else None,
+            "batches_per_second": self.batches / self.seconds if done else None,
+        }
 
 
 def _performance(stats: MonitorStats) -> dict[str, Any]:
@@ -104,3 +136,38 @@ class DataLoaderFactory:
         Unknown option names raise ``ConfigError`` listing the valid ones.
         """
         return EfficientDataLoader(dataset, (config or DataLoaderConfig()).with_options(**options))
+
+    @staticmethod
+    def create_text_dataloader(
+        data_path: Any,
+        config: DataLoaderConfig | None = None,
+        max_length: int = 512,
+        **options: Any,
+    ) -> EfficientDataLoader:
+        """Batches of a ``TextDataset`` (packed once, tokens padded to each batch's longest);
+        ``tokenizer=`` and the other ``TextDataset`` keywords pass through ``options``.
+        ``config.bucket_by_length`` groups similar lengths; ``max_memory_usage`` picks the mode."""
+        from loadwise.compat.collate import CustomCollateFn
+        from loadwise.compat.text import TextDataset
+
+        config = config or DataLoaderConfig()
+        dataset = TextDataset(data_path, max_length=max_length, pad_to="longest",
+                              max_memory_usage=config.max_memory_usage, **options)  # fmt: skip
+        if not config.memory_efficient and config.collate_fn is None:  # items differ in length
+            config = config.with_options(collate_fn=CustomCollateFn.text_collate)
+        return EfficientDataLoader(dataset, config)
+
+    @staticmethod
+    def create_hdf5_dataloader(
+        path: Any,
+        config: DataLoaderConfig | None = None,
+        dataset_name: str = "images",
+        **options: Any,
+    ) -> EfficientDataLoader:
+        """Batches ``(images, labels)`` of an ``HDF5Dataset``; ``loading_mode`` and the other
+        ``HDF5Dataset`` keywords pass through ``options`` (``auto`` within ``max_memory_usage``)."""
+        from loadwise.compat.hdf5 import HDF5Dataset
+
+        config = config or DataLoaderConfig()
+        options.setdefault("max_memory_usage", config.max_memory_usage)
+        return EfficientDataLoader(HDF5Dataset(path, dataset_name=dataset_name, **options), config)

@@ -7,6 +7,8 @@ seed gives the same split on every machine.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,6 +22,7 @@ from loadwise.errors import ConfigError, SampleIndexError
 from loadwise.loading import DataLoaderConfig
 
 SPLITS = ("train", "val", "test")
+log = logging.getLogger("loadwise")
 
 
 class Batched(Protocol):
@@ -53,6 +56,11 @@ class SplitView(Dataset):
         return self.base.get_batch(self._mapped(indices))
 
     @property
+    def dataset(self) -> Batched:
+        """The dataset the indices point into, as ``torch.utils.data.Subset.dataset``."""
+        return self.base
+
+    @property
     def classes(self) -> list[str]:
         return list(getattr(self.base, "classes", []))
 
@@ -66,17 +74,22 @@ class SplitView(Dataset):
 
 
 def stratified_split(
-    labels: np.ndarray, fraction: float, seed: int, held_out: int
+    labels: np.ndarray, fraction: float | Sequence[float], seed: int, held_out: int
 ) -> list[np.ndarray]:
     """``[rest, held_1, ..., held_k]``: per class, ``fraction * n`` (rounded half up) samples
-    to each held-out part, at least one kept in ``rest``; each class shuffled on its own seed."""
+    to each held-out part (``fraction`` may give one per part), at least one kept in
+    ``rest``; each class shuffled on its own seed."""
+    fractions = [fraction] * held_out if isinstance(fraction, int | float) else list(fraction)
     parts: list[list[np.ndarray]] = [[] for _ in range(held_out + 1)]
     for number, label in enumerate(np.unique(labels)):
         members = np.random.default_rng([seed, number]).permutation(np.flatnonzero(labels == label))
-        take = min(int(fraction * len(members) + 0.5), (len(members) - 1) // max(held_out, 1))
+        most = (len(members) - 1) // max(held_out, 1)
+        taken = 0
         for part in range(held_out):
-            parts[part + 1].append(members[part * take : (part + 1) * take])
-        parts[0].append(members[held_out * take :])
+            take = min(int(fractions[part] * len(members) + 0.5), most)
+            parts[part + 1].append(members[taken : taken + take])
+            taken += take
+        parts[0].append(members[taken:])
     return [np.sort(np.concatenate(p)) if p else np.empty(0, np.int64) for p in parts]
 
 
@@ -87,18 +100,33 @@ def create_dataloaders(
     num_workers: int = 0,
     val_split: float = 0.2,
     seed: int = 0,
+    test_split: float | None = None,
 ) -> tuple[EfficientDataLoader, EfficientDataLoader, EfficientDataLoader]:
     """Train, val and test loaders of ``(images, labels)`` batches; only train shuffles.
 
-    ``data_root`` with ``train/`` (and ``val/``, ``test/``) uses them, splitting a missing
-    one off train; else one class-per-folder tree is split: ``val_split`` of each class to
-    test, as many to val, the rest to train.
+    How the splits are formed: ``data_root`` with ``train/`` (and ``val/``, ``test/``) uses
+    those folders, splitting a missing one off train; else one class-per-folder tree is
+    split per class: ``val_split`` of each class to val, ``test_split`` (default: the same
+    as ``val_split``) to test, the rest to train. So ``val_split=0.0`` alone leaves val and
+    test empty: pass ``test_split`` (or a ``test/`` folder) for a test set. An empty split
+    is logged as a warning naming the argument that would fill it.
     """
     if not 0 <= val_split < 0.5:
         raise ConfigError(f"`val_split` must be in [0, 0.5). Found: {val_split!r}.")
+    test_split = val_split if test_split is None else test_split
+    if not isinstance(test_split, int | float) or not 0 <= test_split < 0.5:
+        raise ConfigError(f"`test_split` must be in [0, 0.5). Found: {test_split!r}.")
     if not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"`seed` must be an integer >= 0. Found: {seed!r}.")
-    views = _split_views(Path(data_root), img_size, val_split, seed)
+    views = _split_views(Path(data_root), img_size, (val_split, test_split), seed)
+    for name, view in views.items():
+        if len(view) == 0:
+            log.warning(
+                "create_dataloaders: the %s split of `%s` is empty; %s",
+                name,
+                data_root,
+                _FILL[name],
+            )
     config = DataLoaderConfig(batch_size=batch_size, num_workers=num_workers, generator_seed=seed)
     train, val, test = (
         EfficientDataLoader(views[name], config.with_options(shuffle=name == "train"))
@@ -107,13 +135,22 @@ def create_dataloaders(
     return train, val, test
 
 
+#: What fills each split when it comes out empty (said in the warning).
+_FILL = {
+    "train": "the data is all held out: lower `val_split` / `test_split`, or add samples.",
+    "val": "pass `val_split` > 0 (e.g. 0.1), or add a `val/` folder.",
+    "test": "pass `test_split` > 0 (e.g. 0.1), or add a `test/` folder.",
+}
+
+
 def _split_views(
-    root: Path, img_size: int | tuple[int, int], val_split: float, seed: int
+    root: Path, img_size: int | tuple[int, int], fractions: tuple[float, float], seed: int
 ) -> dict[str, SplitView]:
-    """One view per split: given subfolders as they are, missing ones split off train."""
+    """One view per split: given subfolders as they are, missing ones split off train
+    (``fractions``: of val and of test)."""
     if not (root / "train").is_dir():
         whole = ImageDataset(root, img_size)
-        parts = stratified_split(_labels(whole), val_split, seed, held_out=2)
+        parts = stratified_split(_labels(whole), fractions, seed, held_out=2)
         return {name: SplitView(whole, part) for name, part in zip(SPLITS, parts, strict=True)}
     train = ImageDataset(root / "train", img_size)
     views: dict[str, SplitView] = {}
@@ -123,7 +160,8 @@ def _split_views(
             _check_classes(train, given, root / name)
             views[name] = SplitView(given, np.arange(len(given)))
     missing = [name for name in SPLITS if name not in views]
-    parts = stratified_split(_labels(train), val_split, seed, held_out=len(missing) - 1)
+    wanted = [fractions[SPLITS.index(name) - 1] for name in missing[1:]]
+    parts = stratified_split(_labels(train), wanted, seed, held_out=len(missing) - 1)
     views.update({name: SplitView(train, p) for name, p in zip(missing, parts, strict=True)})
     return views
 

@@ -6,6 +6,13 @@ same IDCT and upsampling). With a target ``size`` Pillow's ``draft`` decodes at 
 scale instead, so packed bytes do not depend on which decoder is installed.
 Decoding is strict: truncated files, decompression bombs and unknown formats raise
 ``SourceError`` naming the item, so ``pack`` can raise or skip by its ``on_error`` policy.
+
+Bit depth is kept: with no ``mode`` asked, 16-bit grayscale decodes to uint16, 32-bit
+integer to int32 and floating point to float32 (one channel each). Asking for ``L`` or
+``RGB`` converts them to 8 bits by scaling, never by clipping: 16-bit values by 255/65535,
+32-bit integers the same when they lie in 0-65535, floats from [0, 1]; values outside those
+ranges are refused (``SourceError``) rather than clipped. EXIF orientation is applied
+(``exif.py``), as image viewers and torchvision do.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from loadwise.errors import ConfigError, SourceError
+from loadwise.format import deep, exif
 from loadwise.gather.threads import Threads
 
 IMAGE_MODES = ("L", "RGB")
@@ -43,7 +51,9 @@ def decode_image(
     size: tuple[int, int] | None = None,
     name: str = "<bytes>",
 ) -> np.ndarray:
-    """Decode image bytes to a ``(C, H, W)`` uint8 array in ``mode``, resized to ``size`` (H, W)."""
+    """Decode image bytes to a ``(C, H, W)`` array upright (EXIF orientation applied),
+    resized to ``size`` (H, W): uint8 in ``mode``, or with no mode deeper images at their
+    own depth (uint16, int32, float32)."""
     if mode is not None and mode not in IMAGE_MODES:
         raise ConfigError(f"image mode must be one of {IMAGE_MODES}. Found: {mode!r}.")
     if size is None and data[:3] == _JPEG_MAGIC and (fast := _simplejpeg()) is not None:
@@ -54,21 +64,62 @@ def decode_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             opened = Image.open(io.BytesIO(data))
-            if size is not None:
-                opened.draft(opened.mode, (size[1], size[0]))
-            image = _to_mode(opened, mode)
-            if size is not None and image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
+            if mode is None and _wide_colour(opened):
+                raise SourceError(
+                    f"cannot decode image `{name}` at its depth: it has 16-bit colour, which "
+                    f"Pillow reads only as 8 bits (each value's high byte). Pass "
+                    f"`image_mode='RGB'` to store it so, or convert it to 16-bit grayscale."
+                )
+            turn = exif.orientation(opened, data)
+            if size is not None:  # a reduced JPEG decode, at least ``size`` once turned
+                opened.draft(
+                    opened.mode, (size[0], size[1]) if turn in exif.SWAPS else (size[1], size[0])
+                )
+            opened.load()
+            upright = opened.transpose(exif.UPRIGHT[turn]) if turn in exif.UPRIGHT else opened
+            if _DEEP.get(upright.mode) is not None:
+                array = deep.decoded(upright, _DEEP[upright.mode], mode, size, name)
+            else:
+                array = _pixels(upright, mode, size)
+    except SourceError:  # already names the image (a deep one that cannot be scaled)
+        raise
     except (*_DECODE_ERRORS, Image.DecompressionBombWarning) as exc:
         raise SourceError(f"cannot decode image `{name}`: {exc}") from exc
     return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
+#: Modes deeper than 8 bits per channel, and the dtype they keep (``deep.py``).
+_DEEP: dict[str, np.dtype] = {
+    "I;16": np.dtype(np.uint16), "I;16L": np.dtype(np.uint16), "I;16B": np.dtype(np.uint16),
+    "I;16N": np.dtype(np.uint16), "I": np.dtype(np.int32), "F": np.dtype(np.float32),
+}  # fmt: skip
+
+
+def _wide_colour(image: Image.Image) -> bool:
+    """Colour with 16 bits a channel (a 48/64-bit PNG, a 16-bit RGB TIFF), which Pillow
+    decodes to 8 bits: told from the raw mode of its tiles before anything is decoded."""
+    if image.mode not in ("RGB", "RGBA", "CMYK", "LA"):
+        return False
+    for tile in getattr(image, "tile", None) or ():
+        raw = tile[3][0] if isinstance(tile[3], tuple) and tile[3] else tile[3]
+        if isinstance(raw, str) and ";16" in raw:
+            return True
+    return False
+
+
+def _pixels(image: Image.Image, mode: str | None, size: tuple[int, int] | None) -> np.ndarray:
+    """An 8-bit image as uint8 ``(H, W)`` or ``(H, W, 3)`` in ``mode``, resized to ``size``."""
+    image = _to_mode(image, mode)
+    if size is not None and image.size != (size[1], size[0]):
+        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
 def _to_mode(image: Image.Image, mode: str | None) -> Image.Image:
-    """Convert to ``mode``; with no mode asked, keep grayscale as L and everything else as RGB."""
+    """Convert to ``mode``; with no mode asked, keep grayscale as L and everything else as RGB
+    (deeper images never come here: ``deep.py``)."""
     if mode is None:
-        mode = "L" if image.mode in ("1", "L", "I;16", "I", "F") else "RGB"
+        mode = "L" if image.mode in ("1", "L") else "RGB"
     if image.mode == mode:
         image.load()
         return image
@@ -94,6 +145,8 @@ def _decode_jpeg(fast: ModuleType, data: Encoded, mode: str | None, name: str) -
         raise SourceError(f"cannot decode image `{name}`: {exc}") from exc
     if space not in _JPEG_SPACES or (mode == "L" and space != "Gray"):
         return None
+    if exif.jpeg_orientation(data) != 1:
+        return None  # Pillow turns it upright
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and height * width > limit:
         raise SourceError(
@@ -174,8 +227,8 @@ class _NotAlike(Exception):
 def _jpeg_header(fast: ModuleType, data: Encoded) -> tuple[int, int, str | None] | None:
     """Height, width and the mode it decodes to by default (None: not for simplejpeg, e.g.
     CMYK) of a JPEG; None if it is not a readable JPEG (one by one names the sample)."""
-    if data[:3] != _JPEG_MAGIC:
-        return None
+    if data[:3] != _JPEG_MAGIC or exif.jpeg_orientation(data) != 1:
+        return None  # not a JPEG, or one to turn upright: decoded one by one
     try:
         height, width, space, _ = fast.decode_jpeg_header(data)
     except ValueError:

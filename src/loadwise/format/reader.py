@@ -105,6 +105,13 @@ class MappedShard:
         span = self.spec.buffers[name]["data"]
         return self._view(self._fields[name].element_dtype, span.offset, span.length)
 
+    @property
+    def address(self) -> int | None:
+        """Where the mapping starts in memory (None: an empty file, nothing mapped)."""
+        if self._map is None:
+            return None
+        return int(np.frombuffer(self._map, np.uint8, count=1).ctypes.data)
+
     def close(self) -> None:
         if self._map is not None:
             with contextlib.suppress(BufferError):  # a caller still holds a view

@@ -27,6 +27,9 @@ FORMAT_VERSION = 3
 BLOCK_BYTES = 2**20
 
 _MAX_BYTES = 2**48
+#: Totals over all shards: far beyond any real dataset, far below int64's range.
+_MAX_TOTAL_SAMPLES = 2**48
+_MAX_TOTAL_BYTES = 2**60
 #: Manifest versions this loadwise reads: 2 (kinds array/bytes/string, images as bytes with
 #: ``codec: image``) and 3 (a kind per class, ``fields/``).
 READABLE_VERSIONS = (2, FORMAT_VERSION)
@@ -85,6 +88,9 @@ class Manifest:
     skipped: tuple[Skipped, ...] = ()
     created_by: str = ""
     version: int = FORMAT_VERSION
+    #: Which ``pack`` wrote the shards (also in their names), so a reader never mixes the
+    #: shards of two packs of one destination; empty in datasets packed before it existed.
+    generation: str = ""
 
     @functools.cached_property
     def num_samples(self) -> int:  # cached: ``len(dataset)`` asks on every batch
@@ -109,7 +115,7 @@ class Manifest:
 
 def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
     """The manifest's JSON body (fields as their kinds describe themselves)."""
-    return {
+    body = {
         "version": manifest.version,
         "created_by": manifest.created_by,
         "fields": [f.to_dict() for f in manifest.fields],
@@ -117,6 +123,7 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
         "source": dict(manifest.source),
         "skipped": [asdict(s) for s in manifest.skipped],
     }
+    return body | ({"generation": manifest.generation} if manifest.generation else {})
 
 
 def manifest_to_json(manifest: Manifest) -> str:
@@ -131,12 +138,17 @@ def manifest_from_json(text: str, where: Path | str) -> Manifest:
     """Parse and check a manifest; every failure names ``where`` and says what to do."""
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise IntegrityError(
+            f"manifest `{where}` is nested too deeply to be one: {_REPACK}"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IntegrityError(f"manifest `{where}` is not valid JSON ({exc}): {_REPACK}") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         raise FormatError(f"`{where}` is not a loadwise manifest (no `format: loadwise`).")
     body = doc.get("manifest")
-    if not isinstance(body, dict) or _checksum(body) != doc.get("xxh3_64"):
+    digest = _checksum(body) if isinstance(body, dict) else None
+    if not isinstance(body, dict) or digest is None or digest != doc.get("xxh3_64"):
         raise IntegrityError(f"manifest `{where}` fails its checksum: {_REPACK}")
     version = body.get("version")
     if version not in READABLE_VERSIONS:
@@ -147,7 +159,7 @@ def manifest_from_json(text: str, where: Path | str) -> Manifest:
         )
     try:
         return _manifest_from_dict(body)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise FormatError(f"manifest `{where}` is malformed ({exc!r}): {_REPACK}") from exc
 
 
@@ -158,14 +170,25 @@ def _canonical(body: Mapping[str, Any]) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
-def _checksum(body: Mapping[str, Any]) -> str:
-    return xxhash.xxh3_64_hexdigest(_canonical(body).encode())
+def _checksum(body: Mapping[str, Any]) -> str | None:
+    """The body's checksum; None for a body too deeply nested to serialise."""
+    try:
+        return xxhash.xxh3_64_hexdigest(_canonical(body).encode())
+    except (RecursionError, ValueError):
+        return None
 
 
 def _manifest_from_dict(body: Mapping[str, Any]) -> Manifest:
     upgrade = _field_v2 if body["version"] == 2 else dict
     fields = tuple(field_from_dict(upgrade(f)) for f in body["fields"])
+    names = [f.name for f in fields]
+    if not fields or len(set(names)) != len(names):
+        raise ValueError(f"fields {names} must be at least one, with distinct names")
     shards = tuple(shard_from_dict(s, fields) for s in body["shards"])
+    if sum(s.num_samples for s in shards) > _MAX_TOTAL_SAMPLES or (
+        sum(s.num_bytes for s in shards) > _MAX_TOTAL_BYTES
+    ):
+        raise ValueError("the shards' totals are beyond any dataset (2**48 samples, 2**60 bytes)")
     skipped = tuple(Skipped(str(s["item"]), str(s["reason"])) for s in body.get("skipped", ()))
     return Manifest(
         fields=fields,
@@ -174,6 +197,7 @@ def _manifest_from_dict(body: Mapping[str, Any]) -> Manifest:
         skipped=skipped,
         created_by=str(body.get("created_by", "")),
         version=int(body["version"]),
+        generation=str(body.get("generation", "")),
     )
 
 
@@ -195,10 +219,9 @@ def _span(raw: Mapping[str, Any]) -> BufferSpan:
 
 def _size(raw: Any) -> int:
     """A byte or sample count: a non-negative int small enough for any index type."""
-    value = int(raw)
-    if not 0 <= value <= _MAX_BYTES:
-        raise ValueError(f"{raw!r} is not a count in [0, 2**48]")
-    return value
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 0 <= raw <= _MAX_BYTES:
+        raise ValueError(f"{raw!r} is not a count (an integer in [0, 2**48])")
+    return raw
 
 
 def shard_from_dict(raw: Mapping[str, Any], fields: Sequence[FieldSpec]) -> ShardSpec:
@@ -218,4 +241,12 @@ def shard_from_dict(raw: Mapping[str, Any], fields: Sequence[FieldSpec]) -> Shar
         raise ValueError(f"shard {shard.name!r} holds no samples (pack never writes empty shards)")
     if shard.block_bytes < 1 or len(shard.block_xxh3) != -(-shard.num_bytes // shard.block_bytes):
         raise ValueError(f"shard {shard.name!r} has block checksums that do not cover its bytes")
+    # every sample takes bytes in every field (a row, or an 8-byte offset): a count the file
+    # cannot hold is refused here, before anything is sized by it
+    per_sample = sum(f.row_bytes if f.fixed else 8 for f in fields)
+    if per_sample < 1 or shard.num_samples * per_sample > shard.num_bytes:
+        raise ValueError(
+            f"shard {shard.name!r} claims {shard.num_samples} samples, more than its "
+            f"{shard.num_bytes} bytes can hold"
+        )
     return shard

@@ -53,7 +53,7 @@ class ShardWriter:
         if self._first_item is None:
             self._first_item = item
         for spec in self.fields:
-            value = _checked(spec, sample.get(spec.name), item, self._first_item)
+            value = _checked(spec, sample.get(spec.name, _MISSING), item, self._first_item)
             self._columns[spec.name].append(value)
             self._pending_bytes += spec.stored_bytes(value)
         self._count += 1
@@ -162,10 +162,18 @@ def _write_batch(path: Path, batch: pa.RecordBatch) -> None:
     fsync_path(path)
 
 
+_MISSING = object()
+
+
 def _checked(spec: FieldSpec, value: Any, item: str, first: str) -> Any:
     """The value as ``spec`` stores it; refused naming the sample and the field."""
-    if value is None:
+    if value is _MISSING:
         raise SourceError(f"sample `{item}` has no field `{spec.name}`; every sample needs it.")
+    if value is None:
+        raise SourceError(
+            f"sample `{item}` field `{spec.name}` is None; loadwise stores no missing values: "
+            f"give every sample a value (e.g. -1, NaN or '') or leave the field out of all."
+        )
     return spec.check(value, item, first)
 
 
@@ -180,7 +188,7 @@ def _checked_column(
     a variable field's values one by one."""
     if isinstance(spec, FixedField):
         return spec.check_block(arrays.get(spec.name), list(items))
-    column = values.get(spec.name, [None] * len(items))
+    column = values.get(spec.name, [_MISSING] * len(items))
     return [_checked(spec, v, item, first) for v, item in zip(column, items, strict=True)]
 
 

@@ -10,16 +10,19 @@ seeded order. Batches can be moved to a device on the way out (``deliver.py``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import weakref
+from collections.abc import Generator, Iterator
 from typing import Any, NoReturn
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, Sampler
 
 from loadwise.access.budget import eager_budget
-from loadwise.errors import ModeError, ResumeError
+from loadwise.errors import ConfigError, ModeError, ResumeError
 from loadwise.loading.batches import BatchView, CollateThen, made_here
+from loadwise.loading.bucketing import bucketed_order, check_group, with_group
 from loadwise.loading.config import DataLoaderConfig
+from loadwise.loading.cuts import WithBatchContext, cut_for
 from loadwise.loading.deliver import on_device, unpacked
 from loadwise.loading.faults import DeferredWorkerDeath, worker_failure
 from loadwise.loading.sampler import EpochBatchSampler, ListBatches, OrderFn
@@ -52,6 +55,7 @@ class Loader:
         self.epoch, self._next_epoch = 0, 0
         self._start, self._position, self._running = 0, 0, False
         self._segments: tuple[Any, ...] = ()  # the resumed epoch's finished segments (elastic)
+        self._iterator: weakref.ref[Generator[Any, None, None]] | None = None
         #: With ``enable_monitoring`` or ``log_loading_stats``: wait vs step, memory, CPU.
         self.monitor = Monitor() if config.enable_monitoring or config.log_loading_stats else None
         self.sampler = self._sampler()
@@ -71,6 +75,22 @@ class Loader:
         return len(self.dataloader)
 
     def __iter__(self) -> Iterator[Any]:
+        """The next epoch's batches. One iteration at a time: a second iterator while one is
+        unfinished would split the batches between them and lose the position, so it is
+        refused (finish or ``close()`` the first, or make a second loader)."""
+        running = self._iterator() if self._iterator is not None else None
+        if running is not None and getattr(running, "gi_frame", None) is not None:
+            raise ConfigError(
+                f"this loader is already being iterated (epoch {self.epoch} is unfinished); "
+                f"a second iterator would take half its batches and corrupt `state_dict()`. "
+                f"Finish or `.close()` the first iterator, or build another loader."
+            )
+        epoch = self._epoch()
+        self._iterator = weakref.ref(epoch)
+        return epoch
+
+    def _epoch(self) -> Generator[Any, None, None]:
+        """One epoch: the next one, or the rest of the one a state resumes."""
         self.epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
         self._position, self._start = self._start, 0
         if isinstance(self.sampler, EpochBatchSampler):
@@ -96,7 +116,7 @@ class Loader:
         epoch = self.epoch if running else self._next_epoch
         position = self._position if running else self._start
         segments = sampler.segments if running else self._segments
-        return self._state(epoch, position, segments).to_dict()
+        return with_group(self._state(epoch, position, segments).to_dict(), self._bucket_group)
 
     def load_state_dict(self, state: dict[str, Any] | list[dict[str, Any]]) -> None:
         """Continue where ``state`` was taken: the next iteration yields exactly the rest.
@@ -111,8 +131,9 @@ class Loader:
         given = state if isinstance(state, list | tuple) else [state]
         saved = [LoaderState.from_dict(s) for s in given]
         sampler = self._resumable()
-        for one in saved:
+        for one, raw in zip(saved, given, strict=True):
             one.check_fits(self._state(0, 0))
+            check_group(raw, self._bucket_group)
         epoch, position, segments = resume_point(saved, self.rank, self.world)
         sampler.set_epoch(epoch, position, segments)
         if position >= sampler.end(position):  # nothing of that epoch is left
@@ -172,9 +193,9 @@ class Loader:
         if sampler is None:
             yield from batches
             return
-        start, size, share = sampler.start, sampler.batch_size, sampler.share  # once an epoch
+        position_after = sampler.position_after()  # once an epoch
         for delivered, batch in enumerate(batches, start=1):
-            self._position = min(start + delivered * size, share)
+            self._position = position_after(delivered)
             yield batch
 
     def _is_direct(self) -> bool:
@@ -212,15 +233,27 @@ class Loader:
     def _epoch_sampler(self) -> EpochBatchSampler:
         cfg, n = self.config, len(self.dataset)
         order_of = getattr(self.dataset, "order", None)
-        if callable(order_of):
-            order: OrderFn = lambda e: order_of(e, cfg.generator_seed, cfg.shuffle)  # noqa: E731
+        order: OrderFn
+        if self._bucket_group is not None:
+            order = bucketed_order(
+                self.dataset, self._bucket_group, cfg.generator_seed, cfg.shuffle
+            )
+        elif callable(order_of):
+            order = lambda e: order_of(e, cfg.generator_seed, cfg.shuffle)  # noqa: E731
         else:
             order = lambda e: epoch_order(n, cfg.generator_seed, e, cfg.shuffle)  # noqa: E731
+        users = (cfg.batch_transform, self.dataset)  # epoch-keyed randomness, if any
+        cut = cut_for(cfg.scales, users, cfg.generator_seed, _batched(self.dataset, cfg))
         sampler = EpochBatchSampler(
-            order, n, cfg.batch_size, cfg.drop_last, self.rank, self.world, cfg.pad_ranks
+            order, n, cfg.batch_size, cfg.drop_last, self.rank, self.world, cfg.pad_ranks, cut
         )
         sampler.read_ahead = getattr(self.dataset, "read_ahead", None)  # remote: fetch ahead
         return sampler
+
+    @property
+    def _bucket_group(self) -> int | None:
+        """Samples per length bucket (a batch for every rank), or None without bucketing."""
+        return self.config.batch_size * self.world if self.config.bucket_by_length else None
 
     def _dataloader(self) -> DataLoader[Any]:
         cfg = self.config
@@ -236,7 +269,9 @@ class Loader:
         # the batch transform runs where the batch is made, unless it runs on the device
         transform = cfg.batch_transform if cfg.device is None else None
         timed = self.monitor is not None
-        self.view = BatchView(self.dataset, cfg.collate_fn, transform, timed)
+        tagged = isinstance(self.sampler, EpochBatchSampler) and self.sampler.cut is not None
+        fetched = WithBatchContext(self.dataset) if tagged else self.dataset  # epoch, scale
+        self.view = BatchView(fetched, cfg.collate_fn, transform, timed)
         if _batched(self.dataset, cfg):
             return DataLoader(self.view, batch_size=None, sampler=self.sampler,
                               collate_fn=_whole_batch, **common)  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from os import PathLike
 from typing import Any, Literal
 
 from loadwise.errors import ConfigError
@@ -35,6 +36,11 @@ def loader(
     dataset for a few seconds and uses the fastest: what ``loadwise tune`` prints, cached per
     dataset, batch size and machine, so later runs start at once.
     """
+    if isinstance(dataset, str | PathLike):
+        raise ConfigError(
+            f"`loader` takes a dataset, not a path ({dataset!r}): pass "
+            f"`loadwise.open({str(dataset)!r})` (after `loadwise.pack`), or any torch Dataset."
+        )
     given = {
         "batch_size": batch_size, "shuffle": shuffle, "generator_seed": seed,
         "num_workers": num_workers, "drop_last": drop_last, "device": device,

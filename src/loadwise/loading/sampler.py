@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from torch.utils.data import Sampler
 
+from loadwise.loading.cuts import Cut
 from loadwise.sampling.elastic import Segment, elastic_share
 from loadwise.sampling.order import batches, partition
 
@@ -26,6 +27,8 @@ class EpochBatchSampler(Sampler[np.ndarray]):
     with ``segments`` (an elastic resume) the share is of what they left of the epoch. The
     batches of the running epoch are kept in ``current`` to name them in errors;
     ``read_ahead`` (if set) sees them first and yields them as they are handed out.
+    A ``cut`` (``cuts.py``) replaces the fixed-size cut: batches sized and scaled by a scale
+    schedule, or tagged with their epoch.
     """
 
     def __init__(
@@ -37,8 +40,9 @@ class EpochBatchSampler(Sampler[np.ndarray]):
         rank: int = 0,
         world: int = 1,
         pad_ranks: bool = True,
+        cut: Cut | None = None,
     ) -> None:
-        self._order, self.num_samples = order, num_samples
+        self._order, self.num_samples, self.cut = order, num_samples, cut
         self.batch_size, self.drop_last = batch_size, drop_last
         self.rank, self.world, self.pad_ranks = rank, world, pad_ranks
         self.epoch, self.start = 0, 0
@@ -65,13 +69,33 @@ class EpochBatchSampler(Sampler[np.ndarray]):
     def end(self, start: int) -> int:
         """The position (samples of the share) this epoch's last batch reaches, starting at
         ``start``: the whole share, or with ``drop_last`` the last full batch's end."""
+        if self.cut is not None:
+            ends = self._cut_ends(start)
+            return int(ends[-1]) if len(ends) else start
         if not self.drop_last:
             return self.share
         return start + max(self.share - start, 0) // self.batch_size * self.batch_size
 
+    def position_after(self) -> Callable[[int], int]:
+        """For the running epoch: the position (samples of the share) after ``k`` batches."""
+        start, size, share = self.start, self.batch_size, self.share
+        if self.cut is None:
+            return lambda k: min(start + k * size, share)
+        ends = self._cut_ends(start)
+        return lambda k: int(ends[k - 1]) if k else start
+
+    def _cut_ends(self, start: int) -> np.ndarray:
+        assert self.cut is not None
+        return self.cut.ends(self.share, self.epoch, start, self.batch_size, self.drop_last)
+
     def __iter__(self) -> Iterator[np.ndarray]:
         mine = self._mine()
-        self.current = batches(mine[self.start :], self.batch_size, self.drop_last)
+        if self.cut is None:
+            self.current = batches(mine[self.start :], self.batch_size, self.drop_last)
+        else:
+            self.current = self.cut.batches(
+                mine, self.epoch, self.start, self.batch_size, self.drop_last
+            )
         yield from self.current if self.read_ahead is None else self.read_ahead(self.current)
 
     def _mine(self) -> np.ndarray:
@@ -82,6 +106,8 @@ class EpochBatchSampler(Sampler[np.ndarray]):
         return partition(order, self.rank, self.world, drop_last=drop)
 
     def __len__(self) -> int:
+        if self.cut is not None:
+            return len(self._cut_ends(self.start))
         n = max(self.share - self.start, 0)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 

@@ -13,7 +13,7 @@ from loadwise.format.spec import BLOCK_BYTES
 from loadwise.sources.media import DecodeOptions
 
 DEFAULT_SHARD_BYTES = 128 * 2**20
-ON_ERROR = ("raise", "skip")
+ON_ERROR = ("raise", "skip", "fallback")
 
 
 @dataclass(frozen=True)

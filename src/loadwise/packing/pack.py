@@ -8,6 +8,7 @@ source and writes partitions (``partition.py``); the manifest is assembled here.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import shutil
@@ -20,17 +21,19 @@ from typing import Any
 import xxhash
 
 from loadwise.cache_dir import cache_dir
-from loadwise.errors import ConfigError
+from loadwise.errors import ConfigError, PackError
 from loadwise.format.fields import FieldSpec
 from loadwise.format.spec import FORMAT_VERSION, MANIFEST_NAME, Manifest, Skipped, manifest_to_json
 from loadwise.format.writer import fsync_path
+from loadwise.packing.generation import stamp_generation
 from loadwise.packing.local import pack_locally
 from loadwise.packing.options import PackPlan, ShardLayout, with_legacy
 from loadwise.packing.partition import PartitionResult, assemble_manifest
 from loadwise.packing.progress import PROGRESS_NAME, PackProgress
 from loadwise.packing.ray import pack_on_ray
 from loadwise.packing.staging import check_dest, publish, staging_dir, write_durably
-from loadwise.sources import DecodeOptions, Source, as_source
+from loadwise.sources import DecodeOptions, ImageOptions, Source, as_source, declared_schema
+from loadwise.sources.media import image_rules
 from loadwise.stores import is_url
 
 log = logging.getLogger(__name__)
@@ -88,9 +91,12 @@ def pack(
     last, so no reader sees a partial dataset. ``engine="ray"`` prepares and writes on Ray.
     """
     decoded, shards = with_legacy(decode or DecodeOptions(), layout or ShardLayout(), older)
-    plan = PackPlan(decoded, shards, tuple(schema or ()), on_error, workers)
     run = _engine(engine)
     src = as_source(source)
+    given = tuple(schema or ())  # the source's declared kinds, unless `schema` names them
+    named = {spec.name for spec in given}
+    declared = tuple(spec for spec in declared_schema(src) if spec.name not in named)
+    plan = PackPlan(decoded, shards, declared + given, on_error, workers)
     url = str(dest).rstrip("/") if is_url(str(dest)) else None
     if url is not None:  # packed in a local staging folder, then uploaded
         from loadwise.stores.upload import check_remote_dest, upload
@@ -103,19 +109,25 @@ def pack(
     started = time.perf_counter()
     described = src.describe()  # once: for a folder it stats every file
     key = _key(described, plan, resume)
-    staging, done = staging_dir(dest, key if resume else None)
+    try:
+        staging, done = staging_dir(dest, key if resume else None)
+    except OSError as exc:
+        raise write_error(dest, exc) from exc
     try:
         parts = run(src, staging, plan, done or PackProgress(key), progress)
-        manifest = assemble_manifest(parts, described, _name(described, src))
+        manifest = assemble_manifest(parts, _with_rules(described, plan), _name(described, src))
+        manifest = stamp_generation(staging, manifest)
         _write_manifest(staging, manifest)
         if url is None:
             publish(staging, dest, overwrite)
         else:
             upload(staging, url, storage_options or {}, overwrite)
             shutil.rmtree(staging, ignore_errors=True)
-    except BaseException:
+    except BaseException as exc:
         if not resume:  # with resume the finished shards are kept for the next attempt
             shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):  # disk full, no permission, I/O error: said plainly
+            raise write_error(dest, exc) from exc
         raise
     seconds = time.perf_counter() - started
     log.info("packed %d samples into %s in %.1f s", manifest.num_samples, url or dest, seconds)
@@ -152,6 +164,33 @@ def _key(described: dict[str, Any], plan: PackPlan, resume: bool) -> str:
         )
     options = {**plan.key(), "format": FORMAT_VERSION}
     return xxhash.xxh3_64_hexdigest(json.dumps([described, options], sort_keys=True).encode())
+
+
+#: Sources whose items are images ``pack`` decodes (their ``describe()["kind"]``).
+IMAGE_SOURCES = ("image-folder", "omniglot-folder", "archive")
+
+
+def _with_rules(described: dict[str, Any], plan: PackPlan) -> dict[str, Any]:
+    """The source as the manifest records it: for images, also what decoding did to them
+    (depth kept or scaled, orientation), which ``loadwise info`` shows."""
+    if described.get("kind") not in IMAGE_SOURCES and plan.decode.image == ImageOptions():
+        return described
+    return described | {"images": image_rules(plan.decode.image)}
+
+
+def write_error(dest: Path, exc: OSError) -> PackError:
+    """An operating system error while writing a pack, with what to do about it."""
+    where = f" (`{exc.filename}`)" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        advice = "free some space (or raise the quota), or pack to another destination"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        advice = "choose a destination this user can write to"
+    else:
+        advice = "check the destination's disk and folder"
+    return PackError(
+        f"cannot write the pack of `{dest}`: {exc.strerror or exc}{where}; {advice}. "
+        f"Nothing was published at `{dest}`."
+    )
 
 
 def _name(described: dict[str, Any], src: Source) -> str:

@@ -16,6 +16,7 @@ from loadwise.errors import SourceError
 from loadwise.format.fields import FieldSpec
 from loadwise.format.spec import Manifest, ShardSpec, Skipped
 from loadwise.format.writer import ShardWriter
+from loadwise.packing.fallback import VALID, placeholder, valid_rows, with_valid
 from loadwise.packing.options import PackPlan
 from loadwise.packing.prepare import Failed, infer_fields
 from loadwise.packing.progress import PackProgress
@@ -96,6 +97,9 @@ class _Shards:
         self.folder, self.plan, self.done = folder, plan, done
         self.categories, self.prefix = categories, prefix
         self.writer = self._writer(done.fields, len(done.shards)) if done.fields else None
+        self.names: set[str] | None = None
+        self.fallback = plan.on_error == "fallback"
+        self.unplaced: list[str] = []  # failed items met before the fields were known
 
     def _writer(self, fields: tuple[FieldSpec, ...], first_shard: int = 0) -> ShardWriter:
         layout = self.plan.layout
@@ -112,20 +116,61 @@ class _Shards:
         return 1
 
     def _add_sample(self, item: str, sample: dict[str, Any] | Failed) -> None:
+        """One prepared sample or failure; with ``fallback`` a failure becomes a placeholder
+        (those met before the first readable sample wait until it fixes the fields)."""
         self.done.items_done += 1
         if isinstance(sample, Failed):
             if self.plan.on_error == "raise":
-                raise SourceError(f"{sample.reason} (pass on_error='skip' to leave it out)")
+                raise SourceError(
+                    f"{sample.reason} (pass on_error='skip' to leave it out, or 'fallback' "
+                    f"to store a placeholder marked valid=False)"
+                )
             self.done.skipped.append(Skipped(item, sample.reason))
-            return
+            if not self.fallback:
+                return
+            if self.writer is None:
+                self.unplaced.append(item)
+                return
+            sample = placeholder(self.done.fields)
+        elif self.fallback:
+            sample = with_valid(sample, item)
         if self.writer is None:
-            self.done.fields = infer_fields(sample, self.categories, self.plan.schema)
+            self.done.fields = infer_fields(sample, self.categories, self.plan.schema, item)
             self.writer = self._writer(self.done.fields)
+            self._place_waiting()
+        if sample.keys() - self._names():
+            self._refuse_extra(item, sample)
         self._finished(self.writer.add(sample, item))
+
+    def _place_waiting(self) -> None:
+        """Placeholders for the failures met before the fields were known (the only items
+        consumed so far besides this one), progress saved as if each was written when met."""
+        assert self.writer is not None
+        skipped, consumed = self.done.skipped, self.done.items_done
+        for j, waiting in enumerate(self.unplaced):
+            self.done.items_done, self.done.skipped = j + 1, skipped[: j + 1]
+            self._finished(self.writer.add(placeholder(self.done.fields), waiting))
+        self.done.items_done, self.done.skipped, self.unplaced = consumed, skipped, []
+
+    def _names(self) -> set[str]:
+        if self.names is None:
+            self.names = {f.name for f in self.done.fields}
+        return self.names
+
+    def _refuse_extra(self, item: str, sample: dict[str, Any]) -> None:
+        """A sample with fields the dataset's first sample did not have: never dropped."""
+        extra = sorted(map(str, sample.keys() - self._names()))
+        raise SourceError(
+            f"sample `{item}` has field(s) {extra} that the dataset's fields "
+            f"{sorted(self._names())} (from its first sample) lack; every sample must have the "
+            f"same fields. Add them to every sample, or drop them."
+        )
 
     def _add_block(self, block: RowBlock) -> None:
         assert self.writer is not None, "rows come only after the sample that fixed the fields"
         start = 0
+        if self.fallback:  # workers lay out the fields the source gives, without `valid`
+            block.arrays[VALID] = valid_rows(len(block.items))
         while start < len(block.items):
             arrays = {k: v[start:] for k, v in block.arrays.items()}
             values = {k: v[start:] for k, v in block.values.items()}

@@ -62,9 +62,9 @@ def _fields_of(
     chunk: Sequence[Prepared], categories: Mapping[str, tuple[str, ...]], plan: PackPlan
 ) -> tuple[FieldSpec, ...]:
     """The fields the first readable sample of ``chunk`` gives; none if nothing was read."""
-    for _, sample in chunk:
+    for item, sample in chunk:
         if not isinstance(sample, Failed):
-            return infer_fields(sample, categories, plan.schema)
+            return infer_fields(sample, categories, plan.schema, item)
     return ()
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadwise.errors import SourceError
-from loadwise.format.fields import FieldSpec, infer_field
+from loadwise.format.fields import FieldSpec, check_field_names, infer_field
 from loadwise.sources.base import Record
 from loadwise.sources.media import DecodeOptions, Media
 
@@ -50,12 +50,22 @@ def infer_fields(
     sample: Mapping[str, Any],
     categories: Mapping[str, tuple[str, ...]],
     schema: Sequence[FieldSpec] = (),
+    item: str = "",
 ) -> tuple[FieldSpec, ...]:
     """The dataset's fields: those ``schema`` names as given, the others derived from the
-    first prepared sample; in the sample's order, then any the sample lacks."""
+    first prepared sample (``item``); in the sample's order, then any the sample lacks.
+    Names a batch could not hold apart are refused (``check_field_names``)."""
     given = {spec.name: spec for spec in schema}
-    fields = [
-        given.pop(name) if name in given else infer_field(name, value, categories.get(name))
-        for name, value in sample.items()
-    ]
+    fields = []
+    for name, value in sample.items():
+        if name in given:
+            fields.append(given.pop(name))
+            continue
+        if not isinstance(name, str):
+            check_field_names([FieldSpec(name)], item)  # refuses it, naming the sample
+        try:
+            fields.append(infer_field(name, value, categories.get(name)))
+        except SourceError as exc:
+            raise SourceError(f"sample `{item}`: {exc}") from None
+    check_field_names([*fields, *given.values()], item)
     return (*fields, *given.values())

@@ -8,6 +8,7 @@ compete for this process's GIL) cost about what a second core saved.
 
 from __future__ import annotations
 
+import functools
 import mmap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -104,6 +105,10 @@ class _Worker:
     fields: tuple[FieldSpec, ...]
     slots: RowSlots
 
+    @functools.cached_property
+    def names(self) -> set[str]:
+        return {f.name for f in self.fields}
+
 
 _STATE: list[_Worker] = []  # in a worker: what ``fill`` reads from, set once at its start
 
@@ -138,9 +143,11 @@ def _place(
         sample = prepare_record(record, state.decode)
     except SourceError as exc:
         return Failed(item, str(exc))
+    if sample.keys() != state.names:
+        return sample  # a field missing or extra: this process's writer refuses it
     fixed = [f for f in state.fields if isinstance(f, FixedField)]
-    arrays = {f.name: np.asarray(sample.get(f.name)) for f in fixed}
-    others = [sample.get(f.name) for f in state.fields if not isinstance(f, FixedField)]
+    arrays = {f.name: sample[f.name] for f in fixed}
+    others = [sample[f.name] for f in state.fields if not isinstance(f, FixedField)]
     if not all(_fits(f, arrays[f.name]) for f in fixed) or any(v is None for v in others):
         return sample  # this process's writer refuses it with the usual message
     for name, value in arrays.items():
@@ -148,8 +155,13 @@ def _place(
     return tuple(others)
 
 
-def _fits(spec: FixedField, value: np.ndarray) -> bool:
-    return value.dtype == spec.numpy_dtype and value.shape == spec.shape
+def _fits(spec: FixedField, value: Any) -> bool:
+    """A value that goes into the slot as it is: an array (or number) of the field's dtype
+    and shape; anything else goes to this process's writer, which converts or refuses it."""
+    if not isinstance(value, np.ndarray | np.generic | int | float | bool):
+        return False
+    array = np.asarray(value)
+    return array.dtype == spec.numpy_dtype and array.shape == spec.shape
 
 
 def unpack(

@@ -13,6 +13,7 @@ import ctypes
 import functools
 import logging
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -45,10 +46,10 @@ def staging_dir(dest: Path, resume_key: str | None) -> tuple[Path, PackProgress 
     Leftovers of dead packs are adopted when resuming with the same key, else removed.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    for stale in sorted(dest.parent.glob(f".{dest.name}.old-*")):
+    for stale in _leftovers(dest, "old"):
         if _dead(stale):
             shutil.rmtree(stale, ignore_errors=True)
-    for stale in sorted(dest.parent.glob(f".{dest.name}.partial-*")):
+    for stale in _leftovers(dest, "partial"):
         if not _dead(stale):
             continue
         done = load_progress(stale, resume_key) if resume_key is not None else None
@@ -59,6 +60,17 @@ def staging_dir(dest: Path, resume_key: str | None) -> tuple[Path, PackProgress 
             return adopted, done
         shutil.rmtree(stale, ignore_errors=True)
     return _new_staging(dest), None
+
+
+def _leftovers(dest: Path, what: str) -> list[Path]:
+    """This destination's ``.<name>.<what>-<pid>-<hex>`` folders, and nothing else: names are
+    matched exactly (no glob: ``data[1]`` must not match ``data1``'s), and only folders."""
+    pattern = re.compile(rf"\.{re.escape(dest.name)}\.{what}-\d+-[0-9a-f]{{8}}")
+    return sorted(
+        entry
+        for entry in dest.parent.iterdir()
+        if pattern.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink()
+    )
 
 
 def _new_staging(dest: Path, mkdir: bool = True) -> Path:

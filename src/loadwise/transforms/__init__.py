@@ -5,6 +5,20 @@ Never per sample: one call per batch, on the device the batch lives on. Pass one
 """
 
 from loadwise.transforms.base import BatchTransform, Compose
+from loadwise.transforms.crop import CropSpec, RandomResizedCrop
 from loadwise.transforms.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
+from loadwise.transforms.resize import Resize, resize_images
+from loadwise.transforms.text import PadText
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "BatchTransform", "Compose", "Normalize"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "BatchTransform",
+    "Compose",
+    "CropSpec",
+    "Normalize",
+    "PadText",
+    "RandomResizedCrop",
+    "Resize",
+    "resize_images",
+]

@@ -6,9 +6,10 @@ recognised in a sample, a place in ``INFERRED``); ``tests/contracts`` proves it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from loadwise.errors import SourceError
 from loadwise.format.fields.array import ArrayField
 from loadwise.format.fields.base import (
     BufferReader,
@@ -27,6 +28,8 @@ KINDS: dict[str, type[FieldSpec]] = {
 }
 #: Kinds recognised from a sample's value, tried in this order (arrays take the rest).
 INFERRED = (ImageField, StringField, BytesField)
+#: Names a batch gives entries of its own (``get_batch`` adds each sample's ``index``).
+RESERVED = ("index",)
 
 
 def field_from_dict(raw: Mapping[str, Any]) -> FieldSpec:
@@ -50,10 +53,43 @@ def infer_field(name: str, value: Any, categories: tuple[str, ...] | None = None
     return ArrayField.of(name, value, categories)
 
 
+def check_field_names(fields: Sequence[FieldSpec], item: str) -> None:
+    """Refuse names a batch could not hold apart: not text, reserved (``index``), or equal to
+    a companion entry another field adds (a ragged field's ``<name>_lengths``)."""
+    companions = {f.lengths_name: f.name for f in fields if isinstance(f, RaggedField)}
+    for spec in fields:
+        name = spec.name
+        if isinstance(name, str) and not _encodes(name):
+            raise SourceError(
+                f"sample `{item}` has a field named {name!r}, which is not valid text (a lone "
+                f"surrogate); rename it."
+            )
+        if not isinstance(name, str) or not name or not name.isprintable():
+            raise SourceError(
+                f"sample `{item}` has a field named {name!r}; field names are non-empty "
+                f"printable strings. Rename it."
+            )
+        if name in RESERVED or name in companions:
+            owner = f"field `{companions[name]}`'s lengths" if name in companions else "the index"
+            raise SourceError(
+                f"sample `{item}` has a field named `{name}`, but batches use that name for "
+                f"{owner}; rename it (e.g. `{name}_`)."
+            )
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 __all__ = [
     "INFERRED",
     "KINDS",
     "RAGGED_OUTPUTS",
+    "RESERVED",
     "ArrayField",
     "BufferReader",
     "BytesField",
@@ -65,6 +101,7 @@ __all__ = [
     "ReadOptions",
     "Segment",
     "StringField",
+    "check_field_names",
     "field_from_dict",
     "infer_field",
 ]

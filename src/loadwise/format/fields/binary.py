@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from loadwise.errors import SourceError
+from loadwise.errors import IntegrityError, SourceError
 from loadwise.format.fields.base import (
     BufferReader,
     FieldSpec,
@@ -85,7 +85,14 @@ class StringField(BytesField):
         self, reader: BufferReader, indices: np.ndarray, options: ReadOptions
     ) -> dict[str, Any]:
         raw = byte_values(reader.segments(self, indices), len(indices))
-        return {self.name: [value.decode("utf-8") for value in raw]}
+        try:
+            return {self.name: [value.decode("utf-8") for value in raw]}
+        except UnicodeDecodeError as exc:  # pack stored UTF-8: the layout read is not its own
+            raise IntegrityError(
+                f"field `{self.name}`: stored text is not UTF-8 ({exc.reason}), so the "
+                f"manifest's buffer layout does not match its shard. Run `loadwise verify` "
+                f"on the dataset and pack it again."
+            ) from None
 
 
 def byte_values(segments: Iterator[Segment], count: int) -> list[bytes]:

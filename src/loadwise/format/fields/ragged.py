@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from loadwise.errors import SourceError
-from loadwise.format.fields.array import NUMERIC_KINDS
+from loadwise.format.fields.array import as_array, declared_dtype, unstorable
 from loadwise.format.fields.base import (
     BufferReader,
     FieldSpec,
@@ -40,6 +40,9 @@ class RaggedField(FieldSpec):
 
     kind: ClassVar[str] = "ragged"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dtype", declared_dtype(self.dtype, self.name))
+
     @property
     def element_dtype(self) -> np.dtype:
         return np.dtype(self.dtype)
@@ -54,15 +57,14 @@ class RaggedField(FieldSpec):
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> RaggedField:
-        spec = cls(str(raw["name"]), str(np.dtype(raw["dtype"])))
-        if spec.element_dtype.kind not in NUMERIC_KINDS:
-            raise ValueError(f"ragged field {spec.name!r} has dtype {spec.dtype!r}; only numbers")
-        return spec
+        if str(raw["dtype"]).startswith(">"):
+            raise ValueError(f"ragged field {raw['name']!r} has big-endian dtype {raw['dtype']!r}")
+        return cls(str(raw["name"]), str(raw["dtype"]))
 
     def check(self, value: Any, item: str, first: str) -> np.ndarray:
         """A 1-D array of this dtype; other numeric dtypes are cast when no value changes."""
-        array = np.asarray(value)
-        if array.ndim != 1 or array.dtype == object or array.dtype.kind not in NUMERIC_KINDS:
+        array = as_array(value, self.name, item)
+        if array.ndim != 1 or unstorable(array.dtype) is not None:
             raise SourceError(
                 f"sample `{item}` field `{self.name}` has dtype {array.dtype}, shape "
                 f"{array.shape}; this ragged field holds 1-D arrays of {self.dtype}."
