@@ -5,7 +5,10 @@ Shards are Arrow IPC files, which Ray Data holds natively: one read task per sha
 through the dataset's store (a folder, or object storage with its cache), checks it against
 the manifest's checksum, and gives its record batch as an Arrow table, columns as stored
 (fixed fields as fixed-size lists of their element type, variable ones as lists, strings or
-binary). Nothing is read until the dataset is consumed.
+binary), plus ``index``: each row's sample index in the packed dataset, as ``loadwise.open``
+numbers it. Ray hands blocks on as they finish, so rows come in shard order only when
+``DataContext.get_current().execution_options.preserve_order`` is set; ``index`` says where
+each row belongs either way. Nothing is read until the dataset is consumed.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ def read(
     cache_limit: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
 ) -> Any:
-    """A lazy ``ray.data.Dataset`` over the shards at ``path`` (a folder or URL), in shard
-    order; ``fields`` selects columns (all by default)."""
+    """A lazy ``ray.data.Dataset`` over the shards at ``path`` (a folder or URL); ``fields``
+    selects columns (all by default), and an ``index`` column gives each row's sample index."""
     try:
         import ray.data
         from ray.data.block import BlockMetadata
@@ -52,7 +55,7 @@ def read(
         def get_read_tasks(self, parallelism: int, **_: Any) -> list[Any]:
             return [
                 ReadTask(
-                    lambda shard=shard: _read_shard(store, shard, columns),
+                    lambda shard=shard, first=first: _read_shard(store, shard, columns, first),
                     BlockMetadata(
                         num_rows=shard.num_samples,
                         size_bytes=shard.num_bytes,
@@ -60,14 +63,15 @@ def read(
                         input_files=(f"{store.location}/{shard.name}",),
                     ),
                 )  # fmt: skip
-                for shard in manifest.shards
+                for shard, first in zip(manifest.shards, manifest.shard_starts(), strict=False)
             ]
 
     return ray.data.read_datasource(_Shards(), override_num_blocks=len(manifest.shards))
 
 
-def _read_shard(store: ShardStore, shard: Any, columns: list[str]) -> Iterable[Any]:
-    """One shard as an Arrow table of ``columns``, after its checksum passed."""
+def _read_shard(store: ShardStore, shard: Any, columns: list[str], first: int) -> Iterable[Any]:
+    """One shard as an Arrow table of ``columns`` and ``index`` (from ``first``), after its
+    checksum passed."""
     import pyarrow as pa
     import xxhash
 
@@ -75,7 +79,8 @@ def _read_shard(store: ShardStore, shard: Any, columns: list[str]) -> Iterable[A
         data = file.read(shard.num_bytes, 0)
     compare_checksum(xxhash.xxh3_64_hexdigest(data), shard, store.location)
     table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
-    yield table.select(columns)
+    index = pa.array(range(int(first), int(first) + table.num_rows), pa.int64())
+    yield table.select(columns).append_column("index", index)
 
 
 __all__ = ["read"]

@@ -26,7 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from loadwise.errors import LoadwiseError, MissingExtraError, PackError, SourceError
+from loadwise.errors import ConfigError, LoadwiseError, MissingExtraError, PackError, SourceError
 from loadwise.format.fields import FieldSpec
 from loadwise.format.spec import ShardSpec, Skipped
 from loadwise.format.writer import ShardWriter
@@ -50,6 +50,11 @@ def pack_on_ray(
     src: Source, staging: Path, plan: PackPlan, done: PackProgress, progress: bool
 ) -> list[PartitionResult]:
     """The source as one partition in ``staging``, prepared and written on Ray."""
+    if plan.on_error == "fallback":
+        raise ConfigError(
+            "pack(engine='ray') takes on_error='raise' or 'skip'; placeholders "
+            "(on_error='fallback') are written by the local engine only: pass engine='local'."
+        )
     ray = _ray()
     started_here = not ray.is_initialized()
     if started_here:
@@ -236,6 +241,13 @@ def _sized(prepared: Sequence[tuple[str, Any]], fields: Sequence[FieldSpec]) -> 
     for item, sample in prepared:
         if isinstance(sample, Failed):
             meta.append((item, -1, sample.reason))
+            continue
+        extra = sorted(map(str, sample.keys() - {spec.name for spec in fields}))
+        if extra:  # as the local engine: never dropped
+            names = sorted(spec.name for spec in fields)
+            meta.append((item, -2, f"sample `{item}` has field(s) {extra} that the dataset's "
+                         f"fields {names} (from its first sample) lack; every sample must have "
+                         f"the same fields. Add them to every sample, or drop them."))  # fmt: skip
             continue
         try:
             size = sum(_stored(spec, sample, item) for spec in fields)
