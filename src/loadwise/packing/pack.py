@@ -21,7 +21,7 @@ from typing import Any
 import xxhash
 
 from loadwise.cache_dir import cache_dir
-from loadwise.errors import ConfigError, PackError
+from loadwise.errors import ConfigError, LoadwiseError, PackError
 from loadwise.format.fields import FieldSpec
 from loadwise.format.spec import FORMAT_VERSION, MANIFEST_NAME, Manifest, Skipped, manifest_to_json
 from loadwise.format.writer import fsync_path
@@ -126,7 +126,7 @@ def pack(
     except BaseException as exc:
         if not resume:  # with resume the finished shards are kept for the next attempt
             shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):  # disk full, no permission, I/O error: said plainly
+        if isinstance(exc, OSError) and not isinstance(exc, LoadwiseError):  # disk full, ...
             raise write_error(dest, exc) from exc
         raise
     seconds = time.perf_counter() - started

@@ -21,9 +21,10 @@ _PARALLEL = 4
 
 
 def check_remote_dest(url: str, storage_options: Mapping[str, Any], overwrite: bool) -> None:
-    """Refuse to pack over an existing dataset at ``url`` unless ``overwrite``."""
+    """Refuse to pack over an existing dataset at ``url`` unless ``overwrite``, or into a
+    bucket that is missing or denied (before anything is packed)."""
     fs = _filesystem(url, storage_options)
-    exists = _call(url, lambda: fs.exists(f"{url}/{MANIFEST_NAME}"))
+    exists = MANIFEST_NAME in _call(url, lambda: _names(fs, url))  # a missing bucket: now
     if exists and not overwrite:
         raise PackError(
             f"destination `{url}` holds a dataset; pass overwrite=True (`--overwrite`) to "
