@@ -14,6 +14,7 @@ each row belongs either way. Nothing is read until the dataset is consumed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +49,14 @@ def read(
     for name in columns:
         manifest.field(name)  # an unknown name is a FormatError listing the fields
 
-    class _Shards(Datasource):  # type: ignore[misc]  # Ray's base class is untyped
+    class _Shards(Datasource):
         def estimate_inmemory_data_size(self) -> int:
             return manifest.num_bytes
 
-        def get_read_tasks(self, parallelism: int, **_: Any) -> list[Any]:
+        def get_read_tasks(self, parallelism: int, **_: Any) -> list[Any]:  # type: ignore[override]
             return [
                 ReadTask(
-                    lambda shard=shard, first=first: _read_shard(store, shard, columns, first),
+                    partial(_read_shard, store, shard, columns, int(first)),
                     BlockMetadata(
                         num_rows=shard.num_samples,
                         size_bytes=shard.num_bytes,

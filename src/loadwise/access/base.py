@@ -175,7 +175,7 @@ class PackedDataset(PackedBase, Dataset):
         return [_row(batch, i) for i in range(len(indices))]
 
 
-def _as_indices(indices: Any, root: Path) -> np.ndarray:
+def _as_indices(indices: Any, root: Path | str) -> np.ndarray:
     """Sample indices as int64, or ``SampleIndexError`` naming what is not one: floats are
     refused (never truncated), and integers beyond int64 are out of range, not wrapped."""
     try:
@@ -203,7 +203,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
-def _out_of_range(value: int, root: Path) -> SampleIndexError:
+def _out_of_range(value: int, root: Path | str) -> SampleIndexError:
     return SampleIndexError(f"sample index {value} is out of range for the samples in `{root}`.")
 
 

@@ -21,7 +21,6 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -354,27 +353,42 @@ class RemoteShardFile(ShardFile):
     def fileno(self) -> int:
         if self._closed:
             raise IntegrityError(f"shard `{self.name}` in `{self.location}` is closed.")
-        self._adopt()
+        if self._pid != os.getpid():
+            self._adopt()
         if self._fd is None:
             self._fd = self._store.acquire(self._spec)
             self._store._here().files.add(self)
         return self._fd
 
+    # each read counts itself a user, so ``release`` never unpins a copy mid-read; plain
+    # calls rather than a context manager: streaming makes one read per run of rows
     def read(self, length: int, offset: int) -> bytes:
-        with self._using():
+        self._enter()
+        try:
             return super().read(length, offset)
+        finally:
+            self._leave()
 
     def read_into(self, buffer: memoryview, offset: int) -> None:
-        with self._using():
+        self._enter()
+        try:
             super().read_into(buffer, offset)
+        finally:
+            self._leave()
 
     def read_spans(self, buffer: memoryview, spans: Any) -> None:
-        with self._using():
+        self._enter()
+        try:
             super().read_spans(buffer, spans)
+        finally:
+            self._leave()
 
     def map(self) -> Any:
-        with self._using():
+        self._enter()
+        try:
             return super().map()
+        finally:
+            self._leave()
 
     def release(self) -> None:
         """Unpin the copy unless a read is in progress."""
@@ -393,16 +407,15 @@ class RemoteShardFile(ShardFile):
         if self._pid != os.getpid():
             self._fd, self._pid, self._users, self._lock = None, os.getpid(), 0, threading.Lock()
 
-    @contextmanager
-    def _using(self) -> Iterator[None]:
-        self._adopt()
+    def _enter(self) -> None:
+        if self._pid != os.getpid():
+            self._adopt()
         with self._lock:
             self._users += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._users -= 1
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._users -= 1
 
 
 def _filesystem(url: str, options: Mapping[str, Any]) -> Any:

@@ -30,7 +30,7 @@ from loadwise.loading.elastic import RankError, all_states
 def main() -> int:
     args = _parse()
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
-    rank, world = dist.get_rank(), dist.get_world_size()
+    rank = dist.get_rank()
     data = loadwise.open(args.data, "lazy")
     loader = loadwise.loader(data, args.batch_size, seed=args.seed)
     out = Path(args.out)

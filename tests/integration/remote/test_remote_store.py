@@ -32,6 +32,7 @@ def test_remote_modes_keep_the_contract(arrays_url: str, s3: S3, cache: Path, mo
     assert_mode_contract(lambda: _open(arrays_url, s3, cache, mode), array_columns())
 
 
+@pytest.mark.slow  # ~30 s; the fast sample: test_cache_stays_within_limit_plus_one_shard_...
 def test_streaming_through_a_small_cache_keeps_the_contract(
     arrays_url: str, s3: S3, cache: Path
 ) -> None:
