@@ -3,6 +3,9 @@
 #   make test TORCH_SPEC="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124"
 PYTHON ?= python3.11
 TORCH_SPEC ?= torch==2.13.0
+# Versions that spare pip's resolver a long backtrack (see the file); empty to resolve freely.
+CONSTRAINTS ?= constraints.txt
+CONSTRAINT_ARGS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -14,13 +17,13 @@ BENCH_ARGS ?=
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(PY) pyproject.toml Makefile
+$(STAMP): $(PY) pyproject.toml Makefile $(CONSTRAINTS)
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet $(CONSTRAINT_ARGS) -e ".[dev]"
 	touch $(STAMP)
 
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m pip install --quiet $(CONSTRAINT_ARGS) -e ".[dev,bench]"
 	touch $(BENCH_STAMP)
 
 setup: $(STAMP)
