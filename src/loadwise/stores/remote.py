@@ -277,7 +277,7 @@ class RemoteStore:
         self._local = _Local()
 
     def _here(self) -> _Local:
-        if self._local.pid != os.getpid():  # a forked child: nothing of the parent's is usable
+        if self._local.pid != _process():  # a forked child: nothing of the parent's is usable
             self._reset()
         return self._local
 
@@ -303,7 +303,14 @@ class RemoteStore:
         return local.pool
 
     def _copy(self, spec: Any) -> Path:
-        return self._cache().path(self.dataset, spec.name, spec.xxh3_64)
+        """The cache path of ``spec``'s copy (one ``Path`` per shard: its hash is kept)."""
+        local = self._here()
+        copy = local.copies.get(spec.name)
+        if copy is None:
+            copy = local.copies[spec.name] = self._cache().path(
+                self.dataset, spec.name, spec.xxh3_64
+            )
+        return copy
 
     def _url(self, name: str) -> str:
         return f"{self.location}/{name}"
@@ -325,7 +332,7 @@ class _Local:
     """What a ``RemoteStore`` holds for one process only."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
+        self.pid = _process()
         self.fs: Any = None
         self.cache: ShardCache | None = None
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -336,6 +343,7 @@ class _Local:
         self.starts: np.ndarray | None = None  # first sample of each shard (``begin``)
         self.specs: list[Any] = []
         self.needed: frozenset[Path] = frozenset()  # copies of the batch being read
+        self.copies: dict[str, Path] = {}  # shard name -> its copy's path
 
 
 class RemoteShardFile(ShardFile):
@@ -347,13 +355,13 @@ class RemoteShardFile(ShardFile):
         super().__init__(-1, spec.name, spec.num_bytes, store.location)
         self._fd = None
         self._store, self._spec, self._closed = store, spec, False
-        self._pid, self._users = os.getpid(), 0
+        self._pid, self._users = _process(), 0
         self._lock = threading.Lock()
 
     def fileno(self) -> int:
         if self._closed:
             raise IntegrityError(f"shard `{self.name}` in `{self.location}` is closed.")
-        if self._pid != os.getpid():
+        if self._pid != _FORKS[0]:
             self._adopt()
         if self._fd is None:
             self._fd = self._store.acquire(self._spec)
@@ -404,11 +412,11 @@ class RemoteShardFile(ShardFile):
 
     def _adopt(self) -> None:
         """In a forked child: drop what was the parent's (its pin, its lock's state)."""
-        if self._pid != os.getpid():
-            self._fd, self._pid, self._users, self._lock = None, os.getpid(), 0, threading.Lock()
+        if self._pid != _process():
+            self._fd, self._pid, self._users, self._lock = None, _process(), 0, threading.Lock()
 
     def _enter(self) -> None:
-        if self._pid != os.getpid():
+        if self._pid != _FORKS[0]:
             self._adopt()
         with self._lock:
             self._users += 1
@@ -416,6 +424,16 @@ class RemoteShardFile(ShardFile):
     def _leave(self) -> None:
         with self._lock:
             self._users -= 1
+
+
+#: This process's number among the forks of the first one: a forked child's differs from its
+#: parent's (``os.getpid`` is a system call here, and streaming checks once per read).
+_FORKS = [0]
+os.register_at_fork(after_in_child=lambda: _FORKS.__setitem__(0, _FORKS[0] + 1))
+
+
+def _process() -> int:
+    return _FORKS[0]
 
 
 def _filesystem(url: str, options: Mapping[str, Any]) -> Any:
