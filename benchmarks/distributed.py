@@ -3,8 +3,9 @@
     .venv/bin/python -m benchmarks.distributed [--quick] [--rounds 5] [--samples 30000]
 
 1. Streaming an epoch from S3 (moto's standalone server on 127.0.0.1, started here in its
-   own process) vs the same streaming from local disk: cold (a fresh cache each round: every shard fetched, verified
-   and written while the epoch runs) and warm (the whole dataset already cached). Rounds
+   own process) vs the same streaming from local disk: cold (a fresh cache each round:
+   every shard fetched, verified and written while the epoch runs) and warm (the whole
+   dataset already cached). Rounds
    interleave the two sides (ABBA) and the figure is the median of per-round ratios of
    samples per second (target: cold >= 0.7x, warm >= 0.9x). Beside it, cold against the
    server's own rate (every shard fetched once by s3fs alone, 4 at a time): moto is a
