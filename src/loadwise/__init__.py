@@ -16,7 +16,7 @@ from loadwise._version import __version__
 from loadwise.errors import LoadwiseError
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
-    from loadwise import sources
+    from loadwise import ray, sources
     from loadwise.access.auto import LoadingMode, choose_mode
     from loadwise.access.auto import open_dataset as open
     from loadwise.compat.collate import CustomCollateFn
@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from loadwise.format.verify import VerifyReport, verify
     from loadwise.loading.build import Loader
     from loadwise.loading.config import DataLoaderConfig
+    from loadwise.loading.elastic import all_states
     from loadwise.loading.entry import loader
     from loadwise.monitoring.loop import monitor
     from loadwise.packing.pack import PackReport, pack
@@ -70,6 +71,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "PrefetchedOmniglotDataset": ("loadwise.compat.omniglot", "PrefetchedOmniglotDataset"),
     "TextDataset": ("loadwise.compat.text", "TextDataset"),
     "VerifyReport": ("loadwise.format.verify", "VerifyReport"),
+    "all_states": ("loadwise.loading.elastic", "all_states"),
     "choose_mode": ("loadwise.access.auto", "choose_mode"),
     "collate_in_memory_audio": ("loadwise.compat.multimodal", "collate_in_memory_audio"),
     "collate_in_memory_images": ("loadwise.compat.multimodal", "collate_in_memory_images"),
@@ -80,6 +82,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "monitor": ("loadwise.monitoring.loop", "monitor"),
     "open": ("loadwise.access.auto", "open_dataset"),
     "pack": ("loadwise.packing.pack", "pack"),
+    "ray": ("loadwise.ray", None),
     "sources": ("loadwise.sources", None),
     "verify": ("loadwise.format.verify", "verify"),
 }
@@ -125,6 +128,7 @@ __all__ = [
     "TextDataset",
     "VerifyReport",
     "__version__",
+    "all_states",
     "choose_mode",
     "collate_in_memory_audio",
     "collate_in_memory_images",
@@ -135,6 +139,7 @@ __all__ = [
     "monitor",
     "open",
     "pack",
+    "ray",
     "sources",
     "verify",
 ]

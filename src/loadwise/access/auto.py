@@ -1,16 +1,17 @@
 """``open``: a packed dataset in the mode asked for, or the one ``auto`` picks and explains.
 
 ``auto`` holds the data in RAM (``eager``) when it fits in a fraction of the memory this
-process may use (cgroup-aware), and memory-maps it (``lazy``) when it does not.
+process may use (cgroup-aware), memory-maps it (``lazy``) when it does not, and streams it
+when it is remote (object storage).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 from loadwise.access.base import PackedDataset
 from loadwise.access.budget import eager_budget, stored_bytes
@@ -21,6 +22,7 @@ from loadwise.access.lazy import LazyDataset
 from loadwise.access.streaming import StreamingDataset
 from loadwise.errors import ModeError
 from loadwise.format.reader import read_manifest
+from loadwise.stores import ShardStore, is_url, open_store
 
 log = logging.getLogger("loadwise")
 
@@ -51,6 +53,9 @@ def open_dataset(  # type: ignore[overload-overlap]  # "streaming" is also a str
     ragged: str = "padded",
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     max_memory_usage: float | None = None,
+    cache_dir: str | Path | None = None,
+    cache_limit: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> StreamingDataset: ...
 
 
@@ -64,6 +69,9 @@ def open_dataset(
     ragged: str = "padded",
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     max_memory_usage: float | None = None,
+    cache_dir: str | Path | None = None,
+    cache_limit: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> PackedDataset: ...
 
 
@@ -76,6 +84,9 @@ def open_dataset(
     ragged: str = "padded",
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     max_memory_usage: float | None = None,
+    cache_dir: str | Path | None = None,
+    cache_limit: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> PackedDataset | StreamingDataset | InPlaceDataset | InPlaceStream:
     """Open the packed dataset at ``path`` in ``mode`` (one of ``MODES``); an HDF5 file, a
     Zarr store or an LMDB database is read in place (``lazy`` or ``streaming``).
@@ -87,9 +98,18 @@ def open_dataset(
     ``cached`` mode's decoded images, shared by all DataLoader workers. ``max_memory_usage``
     (a fraction of available memory) is what eager data may take: ``eager`` refuses beyond
     it (default: all of it), ``auto`` holds data in RAM only within it (default 0.5).
+
+    ``path`` may be a URL (``s3://bucket/prefix``, any fsspec scheme): shards are fetched
+    ahead of use into a local cache in ``cache_dir`` (default ``$LOADWISE_CACHE/remote``)
+    of at most ``cache_limit`` bytes (plus one shard), shared by every process on the
+    machine; ``storage_options`` (credentials, endpoint) go to fsspec as they are. ``auto``
+    streams remote data; ``lazy`` and ``cached`` need the whole dataset within the limit.
     """
     name = _mode_name(mode)
-    if inplace_format(path) is not None:  # HDF5, Zarr, LMDB: read in place (access/inplace/)
+    where: str | Path | ShardStore = path
+    if is_url(str(path)):
+        where, name = _remote(path, name, cache_dir, cache_limit, storage_options)
+    elif inplace_format(path) is not None:  # HDF5, Zarr, LMDB: read in place (access/inplace/)
         return open_inplace(path, name, fields=fields)
     if name == "auto":
         fraction = AUTO_EAGER_FRACTION if max_memory_usage is None else max_memory_usage
@@ -97,16 +117,46 @@ def open_dataset(
         log.info("loadwise: auto mode chose %s: %s", name, reason)
     if name == "cached":
         return CachedDataset(
-            path, fields=fields, verify=verify, ragged=ragged, cache_bytes=cache_bytes
+            where, fields=fields, verify=verify, ragged=ragged, cache_bytes=cache_bytes
         )
     if name == "streaming":
-        return StreamingDataset(path, fields=fields, verify=verify, ragged=ragged)
+        return StreamingDataset(where, fields=fields, verify=verify, ragged=ragged)
     if name == "eager":
         fraction = 1.0 if max_memory_usage is None else max_memory_usage
         return EagerDataset(
-            path, fields=fields, verify=verify, ragged=ragged, max_memory_usage=fraction
+            where, fields=fields, verify=verify, ragged=ragged, max_memory_usage=fraction
         )
-    return LazyDataset(path, fields=fields, verify=verify, ragged=ragged)
+    return LazyDataset(where, fields=fields, verify=verify, ragged=ragged)
+
+
+def _remote(
+    url: str | Path,
+    name: str,
+    cache_dir: str | Path | None,
+    cache_limit: int | None,
+    storage_options: Mapping[str, Any] | None,
+) -> tuple[ShardStore, str]:
+    """The remote store for ``url``, and the mode to open it in (``auto``: streaming)."""
+    store = open_store(
+        str(url), cache_dir=cache_dir, cache_limit=cache_limit, storage_options=storage_options
+    )
+    if name == "auto":
+        name = "streaming"
+        log.info(
+            "loadwise: auto mode chose streaming: `%s` is remote, so shards are fetched ahead "
+            "of use into the local cache (%s) and read from there in constant memory",
+            url, getattr(store, "cache_dir", "?"),
+        )  # fmt: skip
+    if name in ("lazy", "cached"):
+        manifest = read_manifest(store)
+        limit = getattr(store, "cache_limit", manifest.num_bytes)
+        if limit < manifest.num_bytes:
+            raise ModeError(
+                f"{name} mode maps every shard of `{url}` for as long as it is open, so the "
+                f"whole dataset ({manifest.num_bytes:,} bytes) must fit `cache_limit` "
+                f"({limit:,}). Use mode='streaming', or raise `cache_limit`."
+            )
+    return store, name
 
 
 def choose_mode(

@@ -24,7 +24,7 @@ from loadwise.format.blocks import BlockVerifier
 from loadwise.format.fields import RAGGED_OUTPUTS, FieldSpec, ReadOptions, Segment
 from loadwise.format.reader import check_policy, read_manifest, verify_file
 from loadwise.format.spec import Manifest
-from loadwise.stores import ShardStore, open_store
+from loadwise.stores import ShardStore, is_url, open_store
 
 Batch = dict[str, Any]
 
@@ -55,7 +55,10 @@ class PackedBase:
         ragged: str = "padded",
     ) -> None:
         self.store: ShardStore = open_store(root)
-        self.root = Path(self.store.location)
+        location = self.store.location
+        self.root: Path | str = location if is_url(location) else Path(location)
+        #: A remote store keeps a batch's shards while it reads them and unpins them after.
+        self._remote: Any = self.store if hasattr(self.store, "begin") else None
         self.manifest: Manifest = read_manifest(self.store)
         self.verify = check_policy(verify)
         if ragged not in RAGGED_OUTPUTS:
@@ -79,6 +82,8 @@ class PackedBase:
         """A whole batch as ``{field: tensor or list}`` plus ``index``, one gather per field."""
         idx = self._checked(indices)
         storage = self._storage or self.storage()
+        if self._remote is not None:
+            self._remote.begin(idx)
         with stages.span("gather"):  # per-stage timings, only while monitoring (stages.py)
             if self._blocks is not None:
                 self._blocks.require(idx)
@@ -86,8 +91,16 @@ class PackedBase:
             for spec in self.fields:
                 batch.update(spec.read_batch(storage, idx, self.read_options))
         sigbus.check()  # a mapped shard truncated under this batch: refused, not served
+        if self._remote is not None:
+            self._remote.idle()
         batch["index"] = torch.from_numpy(idx)
         return batch
+
+    def read_ahead(self, batches: list[np.ndarray]) -> Iterator[np.ndarray]:
+        """``batches`` as the sampler hands them out; a remote store fetches the shards of
+        the next ones meanwhile (``stores/prefetch.py``)."""
+        ahead = getattr(self.store, "read_ahead", None)
+        return iter(batches) if ahead is None else ahead(self.manifest, batches)
 
     def categories(self, name: str) -> tuple[str, ...]:
         """Names of the values of an integer field such as ``label``."""
@@ -162,7 +175,7 @@ class PackedDataset(PackedBase, Dataset):
         return [_row(batch, i) for i in range(len(indices))]
 
 
-def _as_indices(indices: Any, root: Path) -> np.ndarray:
+def _as_indices(indices: Any, root: Path | str) -> np.ndarray:
     """Sample indices as int64, or ``SampleIndexError`` naming what is not one: floats are
     refused (never truncated), and integers beyond int64 are out of range, not wrapped."""
     try:
@@ -190,7 +203,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
-def _out_of_range(value: int, root: Path) -> SampleIndexError:
+def _out_of_range(value: int, root: Path | str) -> SampleIndexError:
     return SampleIndexError(f"sample index {value} is out of range for the samples in `{root}`.")
 
 

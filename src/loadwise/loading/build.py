@@ -26,7 +26,7 @@ from loadwise.loading.cuts import WithBatchContext, cut_for
 from loadwise.loading.deliver import on_device, unpacked
 from loadwise.loading.faults import DeferredWorkerDeath, worker_failure
 from loadwise.loading.sampler import EpochBatchSampler, ListBatches, OrderFn
-from loadwise.loading.state import LoaderState
+from loadwise.loading.state import LoaderState, resume_point
 from loadwise.monitoring.loop import Monitor
 from loadwise.monitoring.stats import EpochSummary
 from loadwise.sampling.order import epoch_order
@@ -54,6 +54,7 @@ class Loader:
         self.rank, self.world = distributed_rank()
         self.epoch, self._next_epoch = 0, 0
         self._start, self._position, self._running = 0, 0, False
+        self._segments: tuple[Any, ...] = ()  # the resumed epoch's finished segments (elastic)
         self._iterator: weakref.ref[Generator[Any, None, None]] | None = None
         #: With ``enable_monitoring`` or ``log_loading_stats``: wait vs step, memory, CPU.
         self.monitor = Monitor() if config.enable_monitoring or config.log_loading_stats else None
@@ -63,7 +64,7 @@ class Loader:
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration run ``epoch``; its order depends only on seed and epoch."""
-        self._next_epoch, self._start = epoch, 0
+        self._next_epoch, self._start, self._segments = epoch, 0, ()
 
     @property
     def next_epoch(self) -> int:
@@ -93,7 +94,8 @@ class Loader:
         self.epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
         self._position, self._start = self._start, 0
         if isinstance(self.sampler, EpochBatchSampler):
-            self.sampler.set_epoch(self.epoch, self._position)
+            self.sampler.set_epoch(self.epoch, self._position, self._segments)
+        self._segments = ()
         self._running = True
         batches_iter = self._shipped(self._delivered())
         if self.monitor is not None:
@@ -113,24 +115,32 @@ class Loader:
         running = self._running and self._position < sampler.end(sampler.start)
         epoch = self.epoch if running else self._next_epoch
         position = self._position if running else self._start
-        return with_group(self._state(epoch, position).to_dict(), self._bucket_group)
+        segments = sampler.segments if running else self._segments
+        return with_group(self._state(epoch, position, segments).to_dict(), self._bucket_group)
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any] | list[dict[str, Any]]) -> None:
         """Continue where ``state`` was taken: the next iteration yields exactly the rest.
 
-        A different batch size or worker count is fine; a different dataset size, seed,
-        shuffle, rank or world size is refused with ``ResumeError``. An epoch with nothing
-        left to yield (with ``drop_last``: less than a batch) counts as done.
+        A different batch size, worker count or world size is fine: on another world the
+        samples of the interrupted epoch that no rank yielded are shared among the new
+        ranks (pass every old rank's state, or one of them when ranks stepped together, as
+        under DDP). A different dataset size, seed, shuffle or ``pad_ranks`` is refused with
+        ``ResumeError``. An epoch with nothing left (with ``drop_last``: less than a batch)
+        counts as done.
         """
-        saved = LoaderState.from_dict(state)
+        given = state if isinstance(state, list | tuple) else [state]
+        saved = [LoaderState.from_dict(s) for s in given]
         sampler = self._resumable()
-        saved.check_fits(self._state(0, 0))
-        check_group(state, self._bucket_group)
-        if saved.position >= sampler.end(saved.position):  # nothing of that epoch is left
-            self._next_epoch, self._start = saved.epoch + 1, 0
+        for one, raw in zip(saved, given, strict=True):
+            one.check_fits(self._state(0, 0))
+            check_group(raw, self._bucket_group)
+        epoch, position, segments = resume_point(saved, self.rank, self.world)
+        sampler.set_epoch(epoch, position, segments)
+        if position >= sampler.end(position):  # nothing of that epoch is left
+            self._next_epoch, self._start, self._segments = epoch + 1, 0, ()
         else:
-            self._next_epoch, self._start = saved.epoch, saved.position
-        sampler.set_epoch(self._next_epoch, self._start)  # so len() counts what is left
+            self._next_epoch, self._start, self._segments = epoch, position, segments
+        sampler.set_epoch(self._next_epoch, self._start, self._segments)  # len(): what is left
         self._running = False
 
     def get_stats(self) -> list[EpochSummary]:
@@ -194,12 +204,12 @@ class Loader:
         cfg = self.config
         return cfg.num_workers == 0 and not cfg.resolved_pin_memory and _batched(self.dataset, cfg)
 
-    def _state(self, epoch: int, position: int) -> LoaderState:
+    def _state(self, epoch: int, position: int, segments: tuple[Any, ...] = ()) -> LoaderState:
         cfg = self.config
         return LoaderState(
             epoch=epoch, position=position, num_samples=len(self.dataset),
             seed=cfg.generator_seed, shuffle=cfg.shuffle, rank=self.rank, world=self.world,
-            pad_ranks=cfg.pad_ranks,
+            pad_ranks=cfg.pad_ranks, segments=segments,
         )  # fmt: skip
 
     def _resumable(self) -> EpochBatchSampler:
@@ -234,9 +244,11 @@ class Loader:
             order = lambda e: epoch_order(n, cfg.generator_seed, e, cfg.shuffle)  # noqa: E731
         users = (cfg.batch_transform, self.dataset)  # epoch-keyed randomness, if any
         cut = cut_for(cfg.scales, users, cfg.generator_seed, _batched(self.dataset, cfg))
-        return EpochBatchSampler(
+        sampler = EpochBatchSampler(
             order, n, cfg.batch_size, cfg.drop_last, self.rank, self.world, cfg.pad_ranks, cut
         )
+        sampler.read_ahead = getattr(self.dataset, "read_ahead", None)  # remote: fetch ahead
+        return sampler
 
     @property
     def _bucket_group(self) -> int | None:

@@ -14,6 +14,7 @@ import numpy as np
 from torch.utils.data import Sampler
 
 from loadwise.loading.cuts import Cut
+from loadwise.sampling.elastic import Segment, elastic_share
 from loadwise.sampling.order import batches, partition
 
 OrderFn = Callable[[int], np.ndarray]
@@ -23,7 +24,9 @@ class EpochBatchSampler(Sampler[np.ndarray]):
     """Index batches of one epoch: ``order(epoch)``, this rank's share, cut into batches.
 
     ``set_epoch(epoch, start)`` skips the first ``start`` samples of the share (a resume);
-    the batches of the running epoch are kept in ``current`` to name them in errors.
+    with ``segments`` (an elastic resume) the share is of what they left of the epoch. The
+    batches of the running epoch are kept in ``current`` to name them in errors;
+    ``read_ahead`` (if set) sees them first and yields them as they are handed out.
     A ``cut`` (``cuts.py``) replaces the fixed-size cut: batches sized and scaled by a scale
     schedule, or tagged with their epoch.
     """
@@ -43,14 +46,22 @@ class EpochBatchSampler(Sampler[np.ndarray]):
         self.batch_size, self.drop_last = batch_size, drop_last
         self.rank, self.world, self.pad_ranks = rank, world, pad_ranks
         self.epoch, self.start = 0, 0
+        self.segments: tuple[Segment, ...] = ()
+        self._resumed_share: int | None = None
         self.current: list[np.ndarray] = []
+        self.read_ahead: Callable[[list[np.ndarray]], Iterator[np.ndarray]] | None = None
 
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
+    def set_epoch(self, epoch: int, start: int = 0, segments: tuple[Segment, ...] = ()) -> None:
         self.epoch, self.start = epoch, start
+        self.segments, self._resumed_share = tuple(segments), None
 
     @property
     def share(self) -> int:
         """Samples in this rank's share of an epoch (equal on every rank)."""
+        if self.segments:
+            if self._resumed_share is None:
+                self._resumed_share = len(self._mine())
+            return self._resumed_share
         if self.pad_ranks:
             return math.ceil(self.num_samples / self.world)
         return self.num_samples // self.world
@@ -78,15 +89,21 @@ class EpochBatchSampler(Sampler[np.ndarray]):
         return self.cut.ends(self.share, self.epoch, start, self.batch_size, self.drop_last)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        order = self._order(self.epoch)
-        mine = partition(order, self.rank, self.world, drop_last=not self.pad_ranks)
+        mine = self._mine()
         if self.cut is None:
             self.current = batches(mine[self.start :], self.batch_size, self.drop_last)
         else:
             self.current = self.cut.batches(
                 mine, self.epoch, self.start, self.batch_size, self.drop_last
             )
-        yield from self.current
+        yield from self.current if self.read_ahead is None else self.read_ahead(self.current)
+
+    def _mine(self) -> np.ndarray:
+        """This rank's share of the epoch (of what earlier segments left, when resumed)."""
+        order, drop = self._order(self.epoch), not self.pad_ranks
+        if self.segments:
+            return elastic_share(order, self.segments, self.rank, self.world, drop=drop)
+        return partition(order, self.rank, self.world, drop_last=drop)
 
     def __len__(self) -> int:
         if self.cut is not None:

@@ -13,14 +13,15 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import xxhash
 
-from loadwise.errors import ConfigError, PackError
+from loadwise.cache_dir import cache_dir
+from loadwise.errors import ConfigError, LoadwiseError, PackError
 from loadwise.format.fields import FieldSpec
 from loadwise.format.spec import FORMAT_VERSION, MANIFEST_NAME, Manifest, Skipped, manifest_to_json
 from loadwise.format.writer import fsync_path
@@ -29,22 +30,24 @@ from loadwise.packing.local import pack_locally
 from loadwise.packing.options import PackPlan, ShardLayout, with_legacy
 from loadwise.packing.partition import PartitionResult, assemble_manifest
 from loadwise.packing.progress import PROGRESS_NAME, PackProgress
+from loadwise.packing.ray import pack_on_ray
 from loadwise.packing.staging import check_dest, publish, staging_dir, write_durably
 from loadwise.sources import DecodeOptions, ImageOptions, Source, as_source, declared_schema
 from loadwise.sources.media import image_rules
+from loadwise.stores import is_url
 
 log = logging.getLogger(__name__)
 
 Engine = Callable[[Source, Path, PackPlan, PackProgress, bool], list[PartitionResult]]
 #: Who does the work: preparing the source and writing its partitions' shards.
-ENGINES: dict[str, Engine] = {"local": pack_locally}
+ENGINES: dict[str, Engine] = {"local": pack_locally, "ray": pack_on_ray}
 
 
 @dataclass(frozen=True)
 class PackReport:
-    """What ``pack`` wrote and what it left out."""
+    """What ``pack`` wrote and what it left out (``path``: a folder, or the URL packed to)."""
 
-    path: Path
+    path: Path | str
     num_samples: int
     num_shards: int
     num_bytes: int
@@ -65,6 +68,7 @@ def pack(
     resume: bool = False,
     progress: bool = True,
     engine: str = "local",
+    storage_options: Mapping[str, Any] | None = None,
     **older: Any,
 ) -> PackReport:
     """Pack ``source`` (a folder, an archive, arrays, an iterable of dicts, a ``Source``)
@@ -81,6 +85,10 @@ def pack(
     ``resume=True`` continues a pack of the same source and options that was killed: the
     shards it finished are checked and kept, and the result is identical to an
     uninterrupted pack. Without it, leftovers of dead packs are removed.
+
+    ``dest`` may be a URL (``s3://bucket/prefix``; ``storage_options`` go to fsspec): the
+    pack is written in a local staging folder, then its shards are uploaded and the manifest
+    last, so no reader sees a partial dataset. ``engine="ray"`` prepares and writes on Ray.
     """
     decoded, shards = with_legacy(decode or DecodeOptions(), layout or ShardLayout(), older)
     run = _engine(engine)
@@ -89,8 +97,15 @@ def pack(
     named = {spec.name for spec in given}
     declared = tuple(spec for spec in declared_schema(src) if spec.name not in named)
     plan = PackPlan(decoded, shards, declared + given, on_error, workers)
-    dest = Path(dest).expanduser().resolve()
-    check_dest(dest, overwrite)
+    url = str(dest).rstrip("/") if is_url(str(dest)) else None
+    if url is not None:  # packed in a local staging folder, then uploaded
+        from loadwise.stores.upload import check_remote_dest, upload
+
+        check_remote_dest(url, storage_options or {}, overwrite)
+        dest = cache_dir("staging", xxhash.xxh3_64_hexdigest(url.encode()), "dataset")
+    else:
+        dest = Path(dest).expanduser().resolve()
+        check_dest(dest, overwrite)
     started = time.perf_counter()
     described = src.describe()  # once: for a folder it stats every file
     key = _key(described, plan, resume)
@@ -103,17 +118,21 @@ def pack(
         manifest = assemble_manifest(parts, _with_rules(described, plan), _name(described, src))
         manifest = stamp_generation(staging, manifest)
         _write_manifest(staging, manifest)
-        publish(staging, dest, overwrite)
+        if url is None:
+            publish(staging, dest, overwrite)
+        else:
+            upload(staging, url, storage_options or {}, overwrite)
+            shutil.rmtree(staging, ignore_errors=True)
     except BaseException as exc:
         if not resume:  # with resume the finished shards are kept for the next attempt
             shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):  # disk full, no permission, I/O error: said plainly
+        if isinstance(exc, OSError) and not isinstance(exc, LoadwiseError):  # disk full, ...
             raise write_error(dest, exc) from exc
         raise
     seconds = time.perf_counter() - started
-    log.info("packed %d samples into %s in %.1f s", manifest.num_samples, dest, seconds)
+    log.info("packed %d samples into %s in %.1f s", manifest.num_samples, url or dest, seconds)
     return PackReport(
-        dest,
+        dest if url is None else url,
         manifest.num_samples,
         len(manifest.shards),
         manifest.num_bytes,

@@ -1,0 +1,315 @@
+"""Issue 17's four targets in one run: object storage, the bounded cache, elastic resume, Ray.
+
+    .venv/bin/python -m benchmarks.distributed [--quick] [--rounds 5] [--samples 30000]
+
+1. Streaming an epoch from S3 (moto's standalone server on 127.0.0.1, started here in its
+   own process) vs the same streaming from local disk: cold (a fresh cache each round:
+   every shard fetched, verified and written while the epoch runs) and warm (the whole
+   dataset already cached). Rounds
+   interleave the two sides (ABBA) and the figure is the median of per-round ratios of
+   samples per second (target: cold >= 0.7x, warm >= 0.9x). Beside it, cold against the
+   server's own rate (every shard fetched once by s3fs alone, 4 at a time): moto is a
+   Python server, and that rate, not loadwise, bounds a cold epoch here.
+2. Disk: an epoch streamed with ``cache_limit`` = 1/4 of the dataset, two DataLoader workers;
+   the cache's bytes sampled every 100 ms (target: never above limit + one shard).
+3. Elastic: 20 trials, each an epoch on 1-3 ranks stopped at a random step (every rank's
+   state saved), resumed on 1-3 ranks and run to the end, then the next epoch; ranks are
+   real ``Loader``s told their rank and world as torch.distributed would (the multi-process
+   torchrun proof is tests/integration/elastic). Counted: every sample of every epoch seen,
+   and no sample repeated beyond the pads that equal shares need on the final world
+   (``pad_ranks``, as in any epoch on that many ranks).
+4. ``pack(engine="ray")`` on ``ray.init(num_cpus=2)`` vs the local engine (1 worker, and
+   2 workers: the same two cores), interleaved: byte-identical shards and manifest, and
+   seconds (Ray's start-up not counted; it is printed apart).
+
+Prints a table and the load average (``uptime``); per-round figures go to ``--json``
+(default: ``distributed.json`` in the temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import loadwise
+from loadwise.loading import DataLoaderConfig
+
+BATCH = 256
+
+
+def columns(n: int) -> dict[str, Any]:
+    """``n`` samples of about 3.3 KB: a 1x56x56 uint8 image, a label, a short string."""
+    rng = np.random.default_rng(0)
+    return {
+        "image": rng.integers(0, 256, (n, 1, 56, 56), dtype=np.uint8),
+        "label": np.arange(n, dtype=np.int64) % 100,
+        "name": [f"item-{i:07d}" for i in range(n)],
+    }
+
+
+def start_server() -> tuple[subprocess.Popen[bytes], str]:
+    """moto's standalone S3 server in its own process on 127.0.0.1 (as S3 is another
+    machine: its Python does not share this process's GIL), and its endpoint."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return server, f"http://127.0.0.1:{port}"
+        time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("moto's server did not start within 60 s")
+
+
+def raw_fetch_rate(url: str, options: dict[str, Any], samples: int) -> float:
+    """The server's own rate: every shard fetched once with s3fs, 4 at a time, nothing
+    verified or written (samples per second, as the epochs count)."""
+    import concurrent.futures
+
+    import fsspec
+
+    fs = fsspec.filesystem("s3", skip_instance_cache=True, **options)
+    names = [p for p in fs.ls(url, detail=False) if p.endswith(".arrow")]
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(fs.cat_file, names))
+    return samples / (time.perf_counter() - started)
+
+
+def epoch_rate(data: Any, seed: int, workers: int = 0) -> float:
+    """Samples per second over one shuffled epoch."""
+    loader = loadwise.loader(data, BATCH, seed=seed, num_workers=workers)
+    started, count = time.perf_counter(), 0
+    for batch in loader:
+        count += len(batch["index"])
+    return count / (time.perf_counter() - started)
+
+
+def streaming_targets(local: Path, url: str, options: dict[str, Any], rounds: int) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="lw-bench-cache-"))
+    cold, warm, ceiling = [], [], []
+    samples = loadwise.open(local, "lazy").manifest.num_samples
+    warm_cache = work / "warm"
+    loadwise.open(url, "streaming", cache_dir=warm_cache, storage_options=options)
+    epoch_rate(loadwise.open(url, "streaming", cache_dir=warm_cache, storage_options=options), 0)
+    for r in range(rounds):
+        sides = ["local", "cold", "warm"] if r % 2 == 0 else ["warm", "cold", "local"]
+        rates: dict[str, float] = {}
+        for side in sides:
+            if side == "local":
+                rates[side] = epoch_rate(loadwise.open(local, "streaming"), r)
+            else:
+                cache = warm_cache if side == "warm" else work / f"cold-{r}"
+                data = loadwise.open(url, "streaming", cache_dir=cache, storage_options=options)
+                rates[side] = epoch_rate(data, r)
+        rates["raw"] = raw_fetch_rate(url, options, samples)
+        ceiling.append(rates["cold"] / rates["raw"])
+        cold.append(rates["cold"] / rates["local"])
+        warm.append(rates["warm"] / rates["local"])
+        print(f"  round {r}: local {rates['local']:,.0f}/s  cold {rates['cold']:,.0f}/s  "
+              f"warm {rates['warm']:,.0f}/s  server alone {rates['raw']:,.0f}/s")  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)
+    return {"cold": statistics.median(cold), "warm": statistics.median(warm),
+            "cold_vs_server": statistics.median(ceiling), "cold_rounds": cold,
+            "warm_rounds": warm, "cold_vs_server_rounds": ceiling}  # fmt: skip
+
+
+def disk_target(url: str, options: dict[str, Any]) -> dict:
+    cache = Path(tempfile.mkdtemp(prefix="lw-bench-quarter-"))
+    probe = loadwise.open(url, "streaming", cache_dir=cache, storage_options=options)
+    total = probe.manifest.num_bytes
+    largest = max(s.num_bytes for s in probe.manifest.shards)
+    limit = max(total // 4, largest)
+    data = loadwise.open(url, "streaming", cache_dir=cache, cache_limit=limit,
+                         storage_options=options)  # fmt: skip
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            samples.append(data.store.cache.usage().total)  # type: ignore[attr-defined]
+            stop.wait(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        epoch_rate(data, 7, workers=2)
+    finally:
+        stop.set()
+        watcher.join()
+    shutil.rmtree(cache, ignore_errors=True)
+    return {"dataset": total, "limit": limit, "largest_shard": largest, "peak": max(samples),
+            "samples": len(samples), "ok": max(samples) <= limit + largest}  # fmt: skip
+
+
+def _ranks(data: Any, world: int, batch: int) -> list[loadwise.Loader]:
+    loaders = []
+    for rank in range(world):
+        one = loadwise.loader(data, config=DataLoaderConfig(batch_size=batch, generator_seed=3))
+        one.rank, one.world = rank, world  # as torch.distributed would report
+        one.sampler = one._epoch_sampler()
+        one.dataloader = one._dataloader()
+        loaders.append(one)
+    return loaders
+
+
+def elastic_target(local: Path, trials: int) -> dict:
+    data = loadwise.open(local, "lazy", fields=["label"])
+    n, rng, failures = len(data), random.Random(17), []
+    for trial in range(trials):
+        batch = rng.choice([16, 32, 64])
+        before, after = rng.randint(1, 3), rng.randint(1, 3)
+        loaders = _ranks(data, before, batch)
+        stop = rng.randint(0, len(loaders[0]) - 1)
+        seen: Counter[int] = Counter()
+        iterators = [iter(loader) for loader in loaders]
+        for _ in range(stop):
+            for it in iterators:
+                seen.update(next(it)["index"].tolist())
+        states = [loader.state_dict() for loader in loaders]
+        del iterators  # the run is killed here
+        resumed = _ranks(data, after, batch)
+        for loader in resumed:
+            loader.load_state_dict(states)
+        for loader in resumed:
+            seen.update(i for b in loader for i in b["index"].tolist())
+        rest = n - before * stop * batch  # what the resumed ranks shared (stop < last batch)
+        ok0 = set(seen) == set(range(n)) and sum(seen.values()) - n == (-rest) % after
+        nxt: Counter[int] = Counter()
+        for loader in resumed:
+            nxt.update(i for b in loader for i in b["index"].tolist())
+        ok1 = set(nxt) == set(range(n)) and sum(nxt.values()) - n == (-n) % after
+        if not (ok0 and ok1):
+            failures.append({"trial": trial, "before": before, "after": after, "stop": stop})
+    return {"trials": trials, "failures": failures, "ok": not failures}
+
+
+def ray_target(source: dict[str, Any], rounds: int, shard_bytes: int) -> dict:
+    import ray
+
+    started = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    startup = time.perf_counter() - started
+    work = Path(tempfile.mkdtemp(prefix="lw-bench-ray-"))
+    times: dict[str, list[float]] = {"local": [], "local2": [], "ray": []}
+    identical = True
+    try:
+        for r in range(rounds):
+            order = ["local", "local2", "ray"] if r % 2 == 0 else ["ray", "local2", "local"]
+            for side in order:
+                dest = work / f"{side}-{r}"
+                options: dict[str, Any] = {"engine": "ray"} if side == "ray" else {}
+                if side == "local2":
+                    options["workers"] = 2
+                t = time.perf_counter()
+                loadwise.pack(source, dest, shard_bytes=shard_bytes, progress=False, **options)
+                times[side].append(time.perf_counter() - t)
+            a = {p.name: p.read_bytes() for p in (work / f"local-{r}").iterdir()}
+            b = {p.name: p.read_bytes() for p in (work / f"ray-{r}").iterdir()}
+            identical &= a == b
+            print(f"  round {r}: local {times['local'][-1]:.2f} s  local x2 "
+                  f"{times['local2'][-1]:.2f} s  ray {times['ray'][-1]:.2f} s")  # fmt: skip
+    finally:
+        ray.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+    ratio = statistics.median(lo / ra for lo, ra in zip(times["local"], times["ray"], strict=True))
+    ratio2 = statistics.median(
+        lo / ra for lo, ra in zip(times["local2"], times["ray"], strict=True)
+    )
+    return {"identical": identical, "startup_s": startup, "speed_vs_local": ratio,
+            "speed_vs_local2": ratio2, "seconds": times}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small data, few rounds")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=30_000)
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--json", default=str(Path(tempfile.gettempdir()) / "distributed.json"))
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.samples = 3, 6_000
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    server, endpoint = start_server()
+    options = {"key": "bench", "secret": "bench", "endpoint_url": endpoint,
+               "client_kwargs": {"region_name": "us-east-1"}}  # fmt: skip
+    import boto3
+
+    boto3.client("s3", endpoint_url=options["endpoint_url"], region_name="us-east-1",
+                 aws_access_key_id="bench", aws_secret_access_key="bench",
+                 ).create_bucket(Bucket="bench")  # fmt: skip
+    work = Path(tempfile.mkdtemp(prefix="lw-bench-dist-"))
+    source = columns(args.samples)
+    shard_bytes = 4 * 2**20
+    try:
+        local = work / "local.loadwise"
+        loadwise.pack(source, local, shard_bytes=shard_bytes, progress=False)
+        url = "s3://bench/data"
+        loadwise.pack(source, url, shard_bytes=shard_bytes, progress=False,
+                      storage_options=options)  # fmt: skip
+        print(f"dataset: {args.samples:,} samples, "
+              f"{loadwise.open(local, 'lazy').manifest.num_bytes / 2**20:.1f} MiB")  # fmt: skip
+        print("1. streaming, S3 (local server) vs local disk")
+        streaming = streaming_targets(local, url, options, args.rounds)
+        print("2. cache bounded at 1/4 of the dataset")
+        disk = disk_target(url, options)
+        print("3. elastic resume trials")
+        elastic = elastic_target(local, args.trials)
+        print("4. pack on Ray (2 CPUs) vs local")
+        ray_result = ray_target(columns(args.samples // 2), max(args.rounds - 2, 1), 2**20)
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    load = os.getloadavg()
+    rows = [
+        ("S3 streaming, cold cache / local disk", f"{streaming['cold']:.2f}x", ">= 0.7x"),
+        ("S3 cold epoch / the server's own fetch rate", f"{streaming['cold_vs_server']:.2f}x",
+         "(ceiling)"),
+        ("S3 streaming, cached / local disk", f"{streaming['warm']:.2f}x", ">= 0.9x"),
+        ("cache peak / (limit + one shard)",
+         f"{disk['peak'] / (disk['limit'] + disk['largest_shard']):.2f} "
+         f"({disk['samples']} samples)", "<= 1.0"),
+        ("elastic trials exactly once", f"{args.trials - len(elastic['failures'])}/{args.trials}",
+         f"{args.trials}/{args.trials}"),
+        ("Ray pack byte-identical", str(ray_result["identical"]), "True"),
+        ("Ray pack speed / local (1 worker)", f"{ray_result['speed_vs_local']:.2f}x", "reported"),
+        ("Ray pack speed / local (2 workers)", f"{ray_result['speed_vs_local2']:.2f}x",
+         "reported"),
+    ]  # fmt: skip
+    print(f"\n{'target':44} {'measured':>22}  goal")
+    for name, value, goal in rows:
+        print(f"{name:44} {value:>22}  {goal}")
+    print(f"Ray start-up (not counted): {ray_result['startup_s']:.1f} s")
+    print(f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    saved = Path(args.json)
+    saved.write_text(json.dumps(
+        {"streaming": streaming, "disk": disk, "elastic": elastic, "ray": ray_result,
+         "load": load}, indent=1))  # fmt: skip
+    print(f"per-round figures: {saved}")
+
+
+if __name__ == "__main__":
+    main()

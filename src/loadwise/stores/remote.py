@@ -1,0 +1,473 @@
+"""A packed dataset in object storage (any fsspec URL: ``s3://bucket/prefix``, ``gs://``, ...),
+read through a bounded local cache (``cache.py``).
+
+A shard is fetched whole into the cache the first time a process needs it (or earlier, by
+read-ahead, ``prefetch.py``): in parts of ``part_bytes`` read concurrently, each block
+checked against the manifest's block checksums as it arrives, retried with backoff, written
+to a reserved temporary file, then renamed into place. Readers get a ``RemoteShardFile``:
+the same ``ShardFile`` over the local copy, pinned only while a batch reads it, so idle
+copies can be evicted and the cache's bytes stay bounded.
+
+fsspec file systems hold an event loop thread and connections that do not survive ``fork``:
+everything per process (file system, cache handles, thread pool, pins) is made again in
+each process that uses the store, and dropped when it is pickled.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from loadwise.cache_dir import cache_dir as loadwise_cache_dir
+from loadwise.errors import ConfigError, FormatError, IntegrityError, LoadwiseError
+from loadwise.errors import MissingExtraError as _MissingExtra
+from loadwise.stores.base import MANIFEST_NAME, ShardFile
+from loadwise.stores.cache import ShardCache, unpin
+
+#: Bytes the cache of a remote dataset may hold unless ``cache_limit`` says otherwise.
+DEFAULT_CACHE_LIMIT = 8 * 2**30
+
+
+class StoreError(LoadwiseError, OSError):
+    """Object storage could not be read or written (unreachable, denied, missing bucket);
+    names the URL and what to check."""
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """How shards come from object storage: ``prefetch`` shards read ahead of use, each in
+    parts of ``part_bytes`` (rounded to whole checksum blocks), ``parallel`` parts at a time,
+    each part tried ``retries`` more times after ``backoff`` seconds, doubling."""
+
+    prefetch: int = 2
+    part_bytes: int = 8 * 2**20
+    parallel: int = 4
+    retries: int = 3
+    backoff: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("prefetch", "retries"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"`{name}` must be >= 0. Found: {getattr(self, name)!r}.")
+        for name in ("part_bytes", "parallel"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"`{name}` must be >= 1. Found: {getattr(self, name)!r}.")
+
+
+class RemoteStore:
+    """A dataset at ``url`` read through a shard cache in ``cache_dir`` of ``cache_limit``
+    bytes; ``storage_options`` go to fsspec as they are (credentials, endpoint)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        cache_dir: str | Path | None = None,
+        cache_limit: int | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        fetch: FetchOptions | None = None,
+    ) -> None:
+        self.location = url.rstrip("/")
+        self.storage_options = dict(storage_options or {})
+        self.fetch = fetch or FetchOptions()
+        self.cache_dir = Path(cache_dir) if cache_dir else loadwise_cache_dir("remote")
+        self.cache_limit = DEFAULT_CACHE_LIMIT if cache_limit is None else cache_limit
+        if not isinstance(self.cache_limit, int) or self.cache_limit < 1:
+            raise ConfigError(f"`cache_limit` must be bytes >= 1. Found: {cache_limit!r}.")
+        self.dataset = xxhash.xxh3_64_hexdigest(self.location.encode())
+        self.shards: dict[str, Any] = {}  # name -> ShardSpec, once the manifest is read
+        self._sizes: dict[str, int] | None = None
+        self._reset()
+
+    # --- the ShardStore interface -----------------------------------------------------
+    def read_manifest(self) -> bytes:
+        from loadwise.format.spec import manifest_from_json
+
+        try:
+            data = self._get(self._url(MANIFEST_NAME))
+        except FileNotFoundError:
+            raise FormatError(
+                f"`{self.location}` has no {MANIFEST_NAME}: it is not a loadwise dataset, or "
+                f"its `pack` did not finish. Run `loadwise pack SOURCE {self.location}`."
+            ) from None
+        manifest = manifest_from_json(data.decode("utf-8", "replace"), self._url(MANIFEST_NAME))
+        self.shards = {shard.name: shard for shard in manifest.shards}
+        self._check_limit()
+        return data
+
+    def check(self, name: str, size: int) -> None:
+        sizes = self._listing()
+        if name not in sizes:
+            raise IntegrityError(
+                f"shard `{name}` is missing from `{self.location}`: re-run `loadwise pack`."
+            )
+        if sizes[name] != size:
+            raise IntegrityError(
+                f"shard `{name}` in `{self.location}` is {sizes[name]:,} bytes, the manifest "
+                f"says {size:,}: the object changed after the manifest was written; re-run "
+                f"`loadwise pack`, or `loadwise verify {self.location}`."
+            )
+
+    def open(self, name: str, size: int) -> ShardFile:
+        if not self.shards:
+            self.read_manifest()
+        spec = self.shards.get(name)
+        if spec is None or spec.num_bytes != size:
+            raise IntegrityError(f"shard `{name}` is not in the manifest of `{self.location}`.")
+        file = RemoteShardFile(self, spec)
+        self._local.files.add(file)
+        return file
+
+    # --- what readers of a remote store use besides -------------------------------------
+    def begin(self, indices: np.ndarray) -> None:
+        """A batch of ``indices`` starts: its shards are not evicted by this process to fetch
+        another of them (a batch that does not fit the cache still proceeds, refetching)."""
+        local = self._here()
+        if local.starts is None:
+            specs = list(self.shards.values())
+            local.starts = np.cumsum([0] + [s.num_samples for s in specs])
+            local.specs = specs
+        owners = np.unique(np.searchsorted(local.starts, indices, side="right") - 1)
+        local.needed = frozenset(self._copy(local.specs[n]) for n in owners.tolist())
+
+    def idle(self) -> None:
+        """Unpin every copy this process is not reading right now (after each batch), so
+        the cache may evict it; the next read pins it again (or fetches it again)."""
+        for file in list(self._local.files):
+            file.release()
+
+    def read_ahead(self, manifest: Any, batches: list[np.ndarray]) -> Iterator[np.ndarray]:
+        """``batches`` as they are handed out, fetching the shards of those ahead."""
+        from loadwise.stores.prefetch import read_ahead
+
+        return read_ahead(self, manifest.shard_starts(), [s.name for s in manifest.shards], batches)
+
+    def fetch_ahead(self, name: str, needed_first: Iterable[str] = ()) -> None:
+        """Bring shard ``name`` into the cache if it fits now without waiting or evicting
+        the shards ``needed_first`` (read-ahead)."""
+        spec = self.shards[name]
+        keep = frozenset(self._copy(self.shards[n]) for n in needed_first)
+        self._cache().fill(self._copy(spec), spec.num_bytes, partial(self._download, spec),
+                           ahead=True, keep=keep)  # fmt: skip
+
+    def acquire(self, spec: Any) -> int:
+        """A pinned descriptor of the local copy of ``spec``, fetched first if needed."""
+        cache, copy = self._cache(), self._copy(spec)
+        while True:
+            fd = cache.pin(copy)
+            if fd is not None:
+                return fd
+            cache.fill(copy, spec.num_bytes, partial(self._download, spec),
+                       keep=self._here().needed, on_wait=self.idle)  # fmt: skip
+
+    @property
+    def downloads(self) -> int:
+        """Shards this process downloaded (read-ahead included)."""
+        return self._local.downloads
+
+    @property
+    def cache(self) -> ShardCache:
+        return self._cache()
+
+    # --- fetching ---------------------------------------------------------------------
+    def _download(self, spec: Any, fd: int) -> None:
+        """Fill ``fd`` with shard ``spec``: parts read concurrently, blocks verified."""
+        block = spec.block_bytes
+        part = max(self.fetch.part_bytes // block, 1) * block
+        url = self._url(spec.name)
+        starts = range(0, spec.num_bytes, part)
+        pool = self._pool()
+        futures = [
+            pool.submit(self._part, url, spec, fd, a, min(a + part, spec.num_bytes)) for a in starts
+        ]
+        concurrent.futures.wait(futures)  # all done before ``fd`` may be closed
+        for future in futures:
+            future.result()
+        with self._local.lock:
+            self._local.downloads += 1
+
+    def _part(self, url: str, spec: Any, fd: int, start: int, end: int) -> None:
+        data = self._get(url, start, end)
+        first = start // spec.block_bytes
+        for number in range(first, -(-end // spec.block_bytes)):
+            a, length = spec.block_span(number)
+            if (
+                xxhash.xxh3_64_hexdigest(data[a - start : a - start + length])
+                != (spec.block_xxh3[number])
+            ):
+                raise IntegrityError(
+                    f"shard `{spec.name}` in `{self.location}` fails its checksum (block "
+                    f"{number}, bytes {a:,}-{a + length - 1:,}): the object changed after the "
+                    f"manifest was written; re-run `loadwise pack`, or `loadwise verify "
+                    f"{self.location}`."
+                )
+        view, at = memoryview(data), 0
+        while at < len(view):
+            at += os.pwrite(fd, view[at:], start + at)
+
+    def _get(self, url: str, start: int | None = None, end: int | None = None) -> bytes:
+        """Bytes ``[start, end)`` of ``url`` (all without them), retried with backoff."""
+        fs, last = self._fs(), None
+        for attempt in range(self.fetch.retries + 1):
+            if attempt:
+                time.sleep(self.fetch.backoff * 2 ** (attempt - 1))
+            try:
+                data = fs.cat_file(url, start=start, end=end)
+            except FileNotFoundError as exc:
+                if "bucket" in str(exc).lower():
+                    raise self._refused(exc) from None
+                raise
+            except PermissionError as exc:
+                raise self._refused(exc) from None
+            except Exception as exc:  # noqa: BLE001  # each backend raises its own
+                last = exc
+                continue
+            if start is not None and end is not None and len(data) != end - start:
+                last = OSError(f"got {len(data):,} of {end - start:,} bytes")
+                continue
+            return bytes(data)
+        where = "" if start is None else f" (bytes {start:,}-{end:,})"
+        raise StoreError(
+            f"reading `{url}`{where} failed {self.fetch.retries + 1} times, the last with "
+            f"{_short(last)}: the storage is unreachable or failing. Check the endpoint in "
+            f"`storage_options` and that the server is up, then retry."
+        ) from None
+
+    def _refused(self, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"cannot read `{self.location}`: {_short(exc)}. Check the bucket name and the "
+            f"credentials and endpoint in `storage_options`."
+        )
+
+    def _listing(self) -> dict[str, int]:
+        if self._sizes is None:
+            try:
+                found = self._fs().ls(self.location, detail=True)
+            except FileNotFoundError as exc:
+                raise self._refused(exc) from None
+            except PermissionError as exc:
+                raise self._refused(exc) from None
+            self._sizes = {e["name"].rstrip("/").rsplit("/", 1)[-1]: int(e["size"]) for e in found}
+        return self._sizes
+
+    def _check_limit(self) -> None:
+        if not self.shards:
+            return
+        largest = max(self.shards.values(), key=lambda s: s.num_bytes)
+        if self.cache_limit < largest.num_bytes:
+            raise ConfigError(
+                f"`cache_limit` ({self.cache_limit:,} bytes) is smaller than shard "
+                f"`{largest.name}` of `{self.location}` ({largest.num_bytes:,} bytes): a shard "
+                f"must fit in the cache. Raise `cache_limit` to at least {largest.num_bytes:,}."
+            )
+
+    # --- per-process state ------------------------------------------------------------
+    def _reset(self) -> None:
+        self._local = _Local()
+
+    def _here(self) -> _Local:
+        if self._local.pid != _process():  # a forked child: nothing of the parent's is usable
+            self._reset()
+        return self._local
+
+    def _fs(self) -> Any:
+        local = self._here()
+        if local.fs is None:
+            local.fs = _filesystem(self.location, self.storage_options)
+        return local.fs
+
+    def _cache(self) -> ShardCache:
+        local = self._here()
+        if local.cache is None:
+            largest = max((s.num_bytes for s in self.shards.values()), default=0)
+            local.cache = ShardCache(self.cache_dir, self.cache_limit, slack=largest)
+        return local.cache
+
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        local = self._here()
+        if local.pool is None:
+            local.pool = concurrent.futures.ThreadPoolExecutor(
+                self.fetch.parallel, thread_name_prefix="loadwise-fetch"
+            )
+        return local.pool
+
+    def _copy(self, spec: Any) -> Path:
+        """The cache path of ``spec``'s copy (one ``Path`` per shard: its hash is kept)."""
+        local = self._here()
+        copy = local.copies.get(spec.name)
+        if copy is None:
+            copy = local.copies[spec.name] = self._cache().path(
+                self.dataset, spec.name, spec.xxh3_64
+            )
+        return copy
+
+    def _url(self, name: str) -> str:
+        return f"{self.location}/{name}"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_local"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset()
+
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.location!r}, cache_dir={str(self.cache_dir)!r})"
+
+
+class _Local:
+    """What a ``RemoteStore`` holds for one process only."""
+
+    def __init__(self) -> None:
+        self.pid = _process()
+        self.fs: Any = None
+        self.cache: ShardCache | None = None
+        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.ahead: concurrent.futures.ThreadPoolExecutor | None = None
+        self.files: weakref.WeakSet[RemoteShardFile] = weakref.WeakSet()
+        self.downloads = 0
+        self.lock = threading.Lock()
+        self.starts: np.ndarray | None = None  # first sample of each shard (``begin``)
+        self.specs: list[Any] = []
+        self.needed: frozenset[Path] = frozenset()  # copies of the batch being read
+        self.copies: dict[str, Path] = {}  # shard name -> its copy's path
+
+
+class RemoteShardFile(ShardFile):
+    """A shard of a remote store as a ``ShardFile`` over its cached copy: fetched and pinned
+    at first read, unpinned when idle (``release``), pinned again (or re-fetched) on the
+    next read."""
+
+    def __init__(self, store: RemoteStore, spec: Any) -> None:
+        super().__init__(-1, spec.name, spec.num_bytes, store.location)
+        self._fd = None
+        self._store, self._spec, self._closed = store, spec, False
+        self._pid, self._users = _process(), 0
+        self._lock = threading.Lock()
+
+    def fileno(self) -> int:
+        if self._closed:
+            raise IntegrityError(f"shard `{self.name}` in `{self.location}` is closed.")
+        if self._pid != _FORKS[0]:
+            self._adopt()
+        if self._fd is None:
+            self._fd = self._store.acquire(self._spec)
+            self._store._here().files.add(self)
+        return self._fd
+
+    # each read counts itself a user, so ``release`` never unpins a copy mid-read; plain
+    # calls rather than a context manager: streaming makes one read per run of rows
+    def read(self, length: int, offset: int) -> bytes:
+        self._enter()
+        try:
+            return super().read(length, offset)
+        finally:
+            self._leave()
+
+    def read_into(self, buffer: memoryview, offset: int) -> None:
+        self._enter()
+        try:
+            super().read_into(buffer, offset)
+        finally:
+            self._leave()
+
+    def read_spans(self, buffer: memoryview, spans: Any) -> None:
+        self._enter()
+        try:
+            super().read_spans(buffer, spans)
+        finally:
+            self._leave()
+
+    def map(self) -> Any:
+        self._enter()
+        try:
+            return super().map()
+        finally:
+            self._leave()
+
+    def release(self) -> None:
+        """Unpin the copy unless a read is in progress."""
+        self._adopt()
+        with self._lock:
+            if self._users == 0 and self._fd is not None:
+                fd, self._fd = self._fd, None
+                unpin(fd)
+
+    def close(self) -> None:
+        self._closed = True
+        self.release()
+
+    def _adopt(self) -> None:
+        """In a forked child: drop what was the parent's (its pin, its lock's state)."""
+        if self._pid != _process():
+            self._fd, self._pid, self._users, self._lock = None, _process(), 0, threading.Lock()
+
+    def _enter(self) -> None:
+        if self._pid != _FORKS[0]:
+            self._adopt()
+        with self._lock:
+            self._users += 1
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._users -= 1
+
+
+#: This process's number among the forks of the first one: a forked child's differs from its
+#: parent's (``os.getpid`` is a system call here, and streaming checks once per read).
+_FORKS = [0]
+os.register_at_fork(after_in_child=lambda: _FORKS.__setitem__(0, _FORKS[0] + 1))
+
+
+def _process() -> int:
+    return _FORKS[0]
+
+
+def _filesystem(url: str, options: Mapping[str, Any]) -> Any:
+    """A new fsspec file system for ``url``'s scheme in this process (never a cached one
+    made before a fork)."""
+    try:
+        import fsspec
+    except ImportError:
+        raise _MissingExtra(
+            f"reading `{url}` needs fsspec (and s3fs for s3://): pip install 'loadwise[cloud]'"
+        ) from None
+    protocol = url.split("://", 1)[0]
+    try:
+        return fsspec.filesystem(protocol, skip_instance_cache=True, **options)
+    except ImportError as exc:
+        raise _MissingExtra(
+            f"reading `{url}` needs the fsspec backend for `{protocol}://` ({exc}): "
+            f"pip install 'loadwise[cloud]' (s3fs), or the backend's own package."
+        ) from None
+    except ValueError as exc:
+        raise ConfigError(f"`{protocol}://` is not a storage fsspec knows: {exc}") from None
+
+
+def _short(exc: BaseException | None) -> str:
+    if exc is None:
+        return "no answer"
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+__all__ = [
+    "DEFAULT_CACHE_LIMIT",
+    "FetchOptions",
+    "RemoteShardFile",
+    "RemoteStore",
+    "StoreError",
+]
