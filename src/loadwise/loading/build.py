@@ -55,6 +55,7 @@ class Loader:
         self.epoch, self._next_epoch = 0, 0
         self._start, self._position, self._running = 0, 0, False
         self._iterator: weakref.ref[Generator[Any, None, None]] | None = None
+        self._workers: weakref.ref[Any] | None = None  # torch's iterator of this epoch
         #: With ``enable_monitoring`` or ``log_loading_stats``: wait vs step, memory, CPU.
         self.monitor = Monitor() if config.enable_monitoring or config.log_loading_stats else None
         self.sampler = self._sampler()
@@ -133,6 +134,25 @@ class Loader:
         sampler.set_epoch(self._next_epoch, self._start)  # so len() counts what is left
         self._running = False
 
+    def close(self) -> None:
+        """End the running iteration and shut this loader's workers down now (persistent ones
+        too); iterating again starts fresh workers at the next epoch."""
+        running = self._iterator() if self._iterator is not None else None
+        if running is not None:
+            running.close()  # its position stays: state_dict() still says what was yielded
+        self._iterator = None
+        for workers in (self._workers() if self._workers else None, live_iterator(self.dataloader)):
+            if workers is not None:
+                shutdown_workers(workers)
+        self._workers = None
+        forget_iterator(self.dataloader)
+
+    def __enter__(self) -> Loader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def get_stats(self) -> list[EpochSummary]:
         """Per-epoch timings and memory so far (empty unless monitoring is on); the whole
         picture is ``loader.monitor.stats()``."""
@@ -151,6 +171,7 @@ class Loader:
             try:
                 if iterator is None:
                     workers = iter(self.dataloader)
+                    self._workers = weakref.ref(workers)
                     iterator = self._counted(workers, sampler)
                     DeferredWorkerDeath.install()
                 if (died := DeferredWorkerDeath.take()) is not None:
