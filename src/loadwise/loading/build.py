@@ -27,6 +27,7 @@ from loadwise.loading.deliver import on_device, unpacked
 from loadwise.loading.faults import DeferredWorkerDeath, worker_failure
 from loadwise.loading.sampler import EpochBatchSampler, ListBatches, OrderFn
 from loadwise.loading.state import LoaderState
+from loadwise.loading.transport import opened, rings_for
 from loadwise.monitoring.loop import Monitor
 from loadwise.monitoring.stats import EpochSummary
 from loadwise.sampling.order import epoch_order
@@ -55,7 +56,7 @@ class Loader:
         self.epoch, self._next_epoch = 0, 0
         self._start, self._position, self._running = 0, 0, False
         self._iterator: weakref.ref[Generator[Any, None, None]] | None = None
-        self._workers: weakref.ref[Any] | None = None  # torch's iterator of this epoch
+        self._torch_iter: weakref.ref[Any] | None = None  # torch's iterator of this epoch
         #: With ``enable_monitoring`` or ``log_loading_stats``: wait vs step, memory, CPU.
         self.monitor = Monitor() if config.enable_monitoring or config.log_loading_stats else None
         self.sampler = self._sampler()
@@ -141,10 +142,13 @@ class Loader:
         if running is not None:
             running.close()  # its position stays: state_dict() still says what was yielded
         self._iterator = None
-        for workers in (self._workers() if self._workers else None, live_iterator(self.dataloader)):
+        for workers in (
+            self._torch_iter() if self._torch_iter else None,
+            live_iterator(self.dataloader),
+        ):
             if workers is not None:
                 shutdown_workers(workers)
-        self._workers = None
+        self._torch_iter = None
         forget_iterator(self.dataloader)
 
     def __enter__(self) -> Loader:
@@ -171,7 +175,7 @@ class Loader:
             try:
                 if iterator is None:
                     workers = iter(self.dataloader)
-                    self._workers = weakref.ref(workers)
+                    self._torch_iter = weakref.ref(workers)
                     iterator = self._counted(workers, sampler)
                     DeferredWorkerDeath.install()
                 if (died := DeferredWorkerDeath.take()) is not None:
@@ -282,6 +286,7 @@ class Loader:
         fetched = WithBatchContext(self.dataset) if tagged else self.dataset  # epoch, scale
         self.view = BatchView(fetched, cfg.collate_fn, transform, timed)
         if _batched(self.dataset, cfg):
+            self.view.rings = rings_for(cfg.num_workers, cfg.prefetch_factor, common["pin_memory"])
             return DataLoader(self.view, batch_size=None, sampler=self.sampler,
                               collate_fn=_whole_batch, **common)  # fmt: skip
         collate = cfg.collate_fn
@@ -301,6 +306,8 @@ class Loader:
     def _shipped(self, items: Iterator[Any]) -> Iterator[Any]:
         """Batches as users get them: stage times taken off (monitored), on the device."""
         cfg, monitor = self.config, self.monitor
+        if self.view.rings is not None:
+            items = opened(items)  # batches from the workers' shared slots
         add = monitor.stages.add if monitor is not None else None
         batches = unpacked(items, add) if add is not None else items
         if cfg.device is None:

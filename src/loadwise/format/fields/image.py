@@ -117,8 +117,9 @@ def _each(
 
 
 def batch_buffer(shape: tuple[int, ...]) -> torch.Tensor:
-    """A uint8 tensor for a decoded batch; in a DataLoader worker it lives in shared memory,
-    so sending the batch to the main process does not copy it (as torch's collate does).
+    """A uint8 tensor for a decoded batch; in a DataLoader worker it lives in shared memory
+    (the worker's batch slot, ``loading/transport.py``, else torch's), so sending the batch
+    to the main process does not copy it (as torch's collate does).
 
     Elsewhere it is a numpy buffer, reused once the batch before is gone (``recycle``):
     batch after batch the process stays at one size, where ``torch.empty`` buffers kept it
@@ -126,6 +127,6 @@ def batch_buffer(shape: tuple[int, ...]) -> torch.Tensor:
     import torch
     from torch.utils.data import get_worker_info
 
-    if get_worker_info() is None:
+    if get_worker_info() is None or recycle.has_destination():  # the latter: a worker's slot
         return torch.from_numpy(recycle.empty(shape, _UINT8))
     return torch.empty(shape, dtype=torch.uint8).share_memory_()
