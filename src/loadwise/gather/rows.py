@@ -30,7 +30,7 @@ def _rows_contiguous(source: np.ndarray) -> bool:
 _forked = [False]  # set in a child made by fork (register_at_fork below)
 
 
-def _torch_threads_safe() -> bool:
+def torch_threads_safe() -> bool:
     """Whether torch ops may run here: in a forked child an OpenMP region of torch hangs
     (its threads stayed in the parent) unless torch runs on one thread, as DataLoader
     workers do; such a child gathers with numpy."""
@@ -51,11 +51,11 @@ def take_rows(source: np.ndarray, rows: np.ndarray) -> np.ndarray:
     collate: 3.1 ms, torch's 1.5 ms; a batch of 64 images: 167 vs 107 us). Lazy mode's
     overlapping-rows view (terabytes virtually) goes the same way: ``index_select`` reads
     only the rows asked for (110 -> 58 us a batch). Any other source gets one numpy gather,
-    and so does a forked child with torch on several threads (``_torch_threads_safe``).
+    and so does a forked child with torch on several threads (``torch_threads_safe``).
     """
     large = len(rows) * source.itemsize * math.prod(source.shape[1:]) >= TORCH_GATHER_BYTES
     if not (large and _rows_contiguous(source) and source.flags.writeable) or (
-        source.dtype not in _TORCH_DTYPES or rows.dtype != np.int64 or not _torch_threads_safe()
+        source.dtype not in _TORCH_DTYPES or rows.dtype != np.int64 or not torch_threads_safe()
     ):
         return source[rows]
     out = recycle.empty((len(rows), *source.shape[1:]), source.dtype)
