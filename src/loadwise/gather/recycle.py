@@ -14,7 +14,8 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -104,6 +105,24 @@ def set_destination(destination: Destination | None) -> None:
 
 def has_destination() -> bool:
     return _destination[0] is not None
+
+
+def _nowhere(shape: tuple[int, ...], dtype: np.dtype) -> None:
+    return None
+
+
+@contextmanager
+def private() -> Iterator[None]:
+    """Outputs made inside come from this process's own buffers even while a worker ships a
+    batch into a shared slot: for intermediates the batch is then copied from (cached mode's
+    freshly decoded misses), which would otherwise take slot room twice."""
+    saved = _destination[0]
+    if saved is not None:
+        _destination[0] = _nowhere
+    try:
+        yield
+    finally:
+        _destination[0] = saved
 
 
 def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
