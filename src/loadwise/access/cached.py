@@ -69,7 +69,7 @@ class CachedDataset(LazyDataset):
             fresh = super().get_batch(missing)
             self._store(missing, fresh)
             return fresh
-        fresh = None
+        fresh: Batch | None = None
         if missing.size:
             with recycle.private():  # copied into the batch below: not in a worker's slot
                 fresh = super().get_batch(missing)
