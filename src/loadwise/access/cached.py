@@ -66,9 +66,9 @@ class CachedDataset(LazyDataset):
         ready = (found[..., STATE] == READY).all(axis=1)
         missing = _first_each(idx[~ready])
         if missing.size == idx.size:  # every row decoded just now, in batch order
-            fresh = super().get_batch(missing)
-            self._store(missing, fresh)
-            return fresh
+            whole = super().get_batch(missing)
+            self._store(missing, whole)
+            return whole
         fresh: Batch | None = None
         if missing.size:
             with recycle.private():  # copied into the batch below: not in a worker's slot
