@@ -4,7 +4,8 @@
 recorded in ``built.json``): ``lw-png`` (the PNG tree packed encoded), ``hf-png`` /
 ``hf-jpeg`` (Hugging Face ``Image`` columns of the same bytes), ``wds-png`` / ``wds-jpeg``
 (WebDataset tar shards, 8 each), ``lw-photos`` (the photos decoded at 224x224, 150 KB rows)
-and ``photos.npy`` (the same array, for the limits). Every row reads the same seeded
+and ``photos.npy`` (the same array, for the limits), ``lw-photos256`` (decoded at their
+own 256x256: the bytes cached mode holds, for the warm-cache row). Every row reads the same seeded
 batches of 64 except WebDataset, which only iterates (its shuffle buffer of 1,000).
 LitData and Mosaic Streaming pull a CUDA torchvision and pin an older numpy than this
 project's torch 2.13 needs: their rows run only where ``pip install litdata
@@ -44,6 +45,8 @@ def extend(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
         "lw-photos": lambda: loadwise.pack(folder / "photos", folder / "lw-photos",
                                            image_size=(224, 224), workers=2, progress=False),
         "photos.npy": lambda: _photos_npy(folder),
+        "lw-photos256": lambda: loadwise.pack(folder / "photos", folder / "lw-photos256",
+                                              workers=2, progress=False),
     }  # fmt: skip
     changed = False
     for name, step in steps.items():
@@ -225,4 +228,5 @@ PEERS: dict[str, tuple[str, Callable[..., Contender], int]] = {
     "photos memmap (limit)": ("photos", photos_limit(True), 0),
     "photos loadwise eager w0": ("photos", loadwise_form("lw-photos", "eager", 0), 0),
     "photos loadwise lazy w0": ("photos", loadwise_form("lw-photos", "lazy", 0), 0),
+    "photos256 loadwise eager w0": ("photos", loadwise_form("lw-photos256", "eager", 0, True), 0),
 }

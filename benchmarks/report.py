@@ -174,8 +174,8 @@ def _peer_targets(rows: dict[str, Any], ctx: dict[str, Any], out: list[dict[str,
             versus(f"{kind} {w}: lazy / best peer {w}", f"{ours} {w}",
                    tuple(f"{p} {w}" for p in peers), 1.2)  # fmt: skip
         versus(f"{kind}: lazy w2 / lazy w0", f"{ours} w2", (f"{ours} w0",), 1.0)
-    versus("photos: cached warm (JPEG, crop) / eager", "JPEG loadwise cached w0",
-           ("photos loadwise eager w0",), 0.7)  # fmt: skip
+    versus("photos: cached warm / eager, same decoded 256x256 (both cropped)",
+           "JPEG loadwise cached w0", ("photos256 loadwise eager w0",), 0.7)  # fmt: skip
     versus("photos 224x224: lazy warm / memmap gather", "photos loadwise lazy w0",
            ("photos memmap (limit)",), 0.7)  # fmt: skip
     tree = ctx.get("idle_w2_fork", ctx["idle"])["pss"]

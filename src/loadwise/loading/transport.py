@@ -40,9 +40,10 @@ SLOT_BYTES = 1 << 30
 HEADER = 4096
 ALIGN = 64
 FREE, WRITTEN, HELD = 0, 1, 2
-#: Slots beyond the prefetch depth: the batch the consumer holds, the one before it (still
-#: bound to the loop variable while ``next`` runs), and one being written.
-SPARE_SLOTS = 3
+#: Slots beyond the prefetch depth: the batch the consumer holds (consecutive batches come
+#: from different workers, so the one before it is in another ring); fewer spares keep
+#: memory at the batches in flight, more only spare the rare fallback to torch's way.
+SPARE_SLOTS = 1
 
 _LIVE: weakref.WeakValueDictionary[str, Rings] = weakref.WeakValueDictionary()
 

@@ -81,7 +81,12 @@ class ImageField(BytesField):
     ) -> dict[str, Any]:
         raw = byte_views(reader.segments(self, indices), len(indices))  # decoded, not copied
         with stages.span("decode"):  # counted as decode, not gather (``loadwise.stages``)
-            return {self.name: decode_images(self, raw, indices)}
+            decoded = decode_images(self, raw, indices)
+        del raw
+        release = getattr(reader, "release_segments", None)
+        if release is not None:  # a memory map: the encoded bytes are not needed mapped
+            release(self)
+        return {self.name: decoded}
 
 
 def decode_images(spec: ImageField, raw: Sequence[bytes | memoryview], idx: np.ndarray) -> Any:
