@@ -22,6 +22,7 @@ ring holds at most ``slots`` x the largest batch.
 
 from __future__ import annotations
 
+import math
 import mmap
 import multiprocessing
 import os
@@ -171,8 +172,7 @@ class SlotWriter:
 
     def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
         """An uninitialised array in the slot, or None when the slot is full."""
-        count = int(np.prod(shape, dtype=np.int64))
-        nbytes = count * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize
         with self.lock:
             offset = self.used
             if offset + nbytes > SLOT_BYTES:
@@ -207,27 +207,27 @@ class SlotWriter:
         return value
 
     def _piece(self, tensor: torch.Tensor) -> Piece:
-        if tensor.device.type != "cpu" or tensor.dtype not in _NUMPY or tensor.is_sparse:
+        dtype = _NUMPY.get(tensor.dtype)
+        if dtype is None or tensor.device.type != "cpu" or tensor.layout != torch.strided:
             raise _Unshippable
-        item = tensor.element_size()
-        strides = tuple(s * item for s in tensor.stride())
+        shape, item = tuple(tensor.shape), tensor.element_size()
         at = tensor.data_ptr() - self.low
-        span = _span(tensor.shape, strides, item)
-        if at >= 0 and at + span <= SLOT_BYTES and min(strides, default=0) >= 0:
-            return Piece(at, tuple(tensor.shape), strides, _NUMPY[tensor.dtype])
-        out = self.empty(tuple(tensor.shape), np.dtype(_NUMPY[tensor.dtype]))
+        if 0 <= at < SLOT_BYTES:  # written here by the gather or decode: nothing to copy
+            strides = tuple(s * item for s in tensor.stride())
+            if at + _span(shape, strides, item) <= SLOT_BYTES and min(strides, default=0) >= 0:
+                return Piece(at, shape, strides, dtype)
+        out = self.empty(shape, np.dtype(dtype))
         if out is None:
             raise _Unshippable
         torch.from_numpy(out).copy_(tensor)
-        offset = out.ctypes.data - self.low
-        return Piece(offset, tuple(tensor.shape), out.strides, _NUMPY[tensor.dtype])
+        return Piece(out.ctypes.data - self.low, shape, out.strides, dtype)
 
 
 class _Unshippable(Exception):
     """A part of a batch the slot cannot describe: the whole batch goes torch's way."""
 
 
-def _span(shape: torch.Size, strides: tuple[int, ...], item: int) -> int:
+def _span(shape: tuple[int, ...], strides: tuple[int, ...], item: int) -> int:
     if any(n == 0 for n in shape):
         return 0
     return sum((n - 1) * s for n, s in zip(shape, strides, strict=True)) + item
