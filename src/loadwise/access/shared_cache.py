@@ -36,11 +36,10 @@ from multiprocessing.context import get_spawning_popen
 from typing import Any
 
 import numpy as np
-import torch
 from numpy.lib.stride_tricks import as_strided
 
 from loadwise.errors import LoadwiseError
-from loadwise.gather.rows import TORCH_GATHER_BYTES, torch_threads_safe
+from loadwise.gather.rows import TORCH_GATHER_BYTES, take_rows_into
 from loadwise.gather.threads import PARALLEL_BYTES, batch_threads, threads
 
 EMPTY, PENDING, READY = 0, 1, 2
@@ -147,10 +146,8 @@ class SharedCache:
         if size and not np.any(offsets % size):  # slots of one size: a plain 2-D take
             slots = self._data()[: self.limit // size * size].reshape(-1, size)
             rows = offsets // size
-            if flat.nbytes >= TORCH_GATHER_BYTES and torch_threads_safe():
-                # one gather on torch's threads, as eager's (``gather/rows.py`` says why)
-                torch.index_select(torch.from_numpy(slots), 0, torch.from_numpy(rows),
-                                   out=torch.from_numpy(flat))  # fmt: skip
+            if flat.nbytes >= TORCH_GATHER_BYTES and rows.dtype == np.int64:
+                take_rows_into(slots, rows, flat)  # one gather, as eager's (``gather/rows.py``)
                 return
 
             def copy(part: slice) -> None:

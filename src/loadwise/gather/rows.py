@@ -73,6 +73,20 @@ def take_rows(source: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
+def take_rows_into(source: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+    """``out[:] = source[rows]`` for a C-contiguous 2-D ``source`` and ``out`` (cached
+    mode's arena): on torch's threads or this one, whichever ``_Choice`` measured faster."""
+    threaded = _CHOICE.threaded() if torch.get_num_threads() > 1 else None
+    started = time.perf_counter()
+    if threaded is False or not torch_threads_safe():
+        np.take(source, rows, axis=0, out=out, mode="clip")  # rows are checked by the caller
+    else:
+        torch.index_select(torch.from_numpy(source), 0, torch.from_numpy(rows),
+                           out=torch.from_numpy(out))  # fmt: skip
+    if threaded is not None:
+        _CHOICE.record(threaded, out.nbytes / max(time.perf_counter() - started, 1e-9))
+
+
 class _Choice:
     """Whether large gathers run on torch's threads or on this one, by their measured
     bytes/s: torch's threads win on a quiet machine (107 vs 167 us a batch), but each waits
