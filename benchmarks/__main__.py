@@ -20,6 +20,7 @@ from typing import Any
 from benchmarks import context, report
 from benchmarks.contenders import CONTENDERS, TUNE_ENV
 from benchmarks.data import build
+from benchmarks.peers import PEERS, extend
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data or Path(f"/tmp/loadwise-bench-{'quick' if args.quick else 'full'}")
     out = args.out or data / "results"
     print(f"data: {data} (built once, then reused)", flush=True)
-    record = build(data, args.quick)
+    record = extend(data, build(data, args.quick))
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(data / "cache" / "tune", ignore_errors=True)  # tune this code, not the last
     env = {**os.environ, "LOADWISE_CACHE": str(data / "cache"),
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         "idle_w2_spawn": context.idle_memory(2, "spawn"),
         "cores": os.cpu_count(),
     }
-    for name in CONTENDERS:
+    for name in {**CONTENDERS, **PEERS}:
         if args.only and not any(part in name for part in args.only):
             continue
         print(f"  {name} ...", end="", flush=True)

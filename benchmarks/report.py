@@ -52,7 +52,11 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {name} | error: {r['error'][0][:120]} |" + " |" * 10)
             continue
         ex = r["extra"]
-        base = limit if ex["workload"] == "decoded" else jpeg_limit
+        base = {
+            "decoded": limit,
+            "encoded": jpeg_limit,
+            "photos": _rate(rows, "photos numpy (limit)"),
+        }.get(ex["workload"]) or 1.0
         e = r["samples_per_second"]
         lines.append(
             f"| {name} | {ex.get('num_workers', ex['workers'])} | {e[0]:,.0f} | {e[1]:,.0f} "
@@ -130,7 +134,62 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ratio("pack, 2 processes vs 1 (speed, best of 3)", packs["1"], packs["2"], 1.6)
     _memory_targets(rows, ctx, record, out)
     _large_targets(results.get("large"), out)
+    _peer_targets(rows, ctx, out)
     return out
+
+
+def _epoch2(rows: dict[str, Any], *names: str) -> tuple[float, str]:
+    """The best epoch-2 rate among ``names`` that ran, and whose it is."""
+    found = [(rows[n]["samples_per_second"][1], n) for n in names
+             if len(rows.get(n, {}).get("samples_per_second", [])) > 1]  # fmt: skip
+    return max(found, default=(0.0, "-"))
+
+
+def _peer_targets(rows: dict[str, Any], ctx: dict[str, Any], out: list[dict[str, Any]]) -> None:
+    """Issue 19: loadwise against the best peer at the same worker count (epoch 2, page
+    cache evicted before epoch 1), against itself with 0 workers, memory, warm modes."""
+
+    def versus(target: str, ours: str, theirs: tuple[str, ...], wanted: float) -> None:
+        mine, _ = _epoch2(rows, ours)
+        best, who = _epoch2(rows, *theirs)
+        value = mine / best if mine and best else None
+        measured = "-" if value is None else f"{value:.2f}x ({mine:,.0f} vs {who} {best:,.0f})"
+        out.append({"target": target, "measured": measured, "wanted": f">= {wanted}x",
+                    "pass": None if value is None else value >= wanted})  # fmt: skip
+
+    versus(
+        "decoded 105x105 w2: eager / best peer w2",
+        "loadwise eager w2",
+        ("naive list w2", "per-file PIL w2", "h5py w2", "HF datasets w2"),
+        1.2,
+    )
+    versus("decoded 105x105 w2: eager w2 / eager w0", "loadwise eager w2", ("loadwise eager",),
+           0.5)  # fmt: skip
+    for kind, ours, peers in (
+        ("PNG", "PNG loadwise lazy", ("per-file PIL", "PNG HF datasets", "PNG WebDataset")),
+        ("JPEG", "JPEG loadwise lazy", ("JPEG per-file PIL", "JPEG HF datasets",
+                                        "JPEG WebDataset")),
+    ):  # fmt: skip
+        for w in ("w0", "w2"):
+            versus(f"{kind} {w}: lazy / best peer {w}", f"{ours} {w}",
+                   tuple(f"{p} {w}" for p in peers), 1.2)  # fmt: skip
+        versus(f"{kind}: lazy w2 / lazy w0", f"{ours} w2", (f"{ours} w0",), 1.0)
+    versus("photos: cached warm / eager, same decoded 256x256 (both cropped)",
+           "JPEG loadwise cached w0", ("photos256 loadwise eager w0",), 0.7)  # fmt: skip
+    versus("photos 224x224: lazy warm / memmap gather", "photos loadwise lazy w0",
+           ("photos memmap (limit)",), 0.7)  # fmt: skip
+    tree = ctx.get("idle_w2_fork", ctx["idle"])["pss"]
+    over = {n: rows[n]["peak_pss"] - tree for n in ("JPEG loadwise lazy w2",
+            "JPEG per-file PIL w2", "JPEG HF datasets w2", "JPEG WebDataset w2")
+            if "peak_pss" in rows.get(n, {})}  # fmt: skip
+    ours = over.pop("JPEG loadwise lazy w2", None)
+    if ours is not None and over:
+        who = min(over, key=lambda n: over[n])
+        value = ours / max(over[who], 1.0)
+        out.append({"target": "JPEG w2 memory over the idle tree / best peer's",
+                    "measured": f"{value:.2f}x ({ours / MB:,.0f} MB vs {who} "
+                                f"{over[who] / MB:,.0f} MB)",
+                    "wanted": "<= 1.5x", "pass": value <= 1.5})  # fmt: skip
 
 
 def _large_targets(large: list[dict[str, Any]] | None, out: list[dict[str, Any]]) -> None:

@@ -28,6 +28,7 @@ from loadwise.access.shared_cache import CHANNELS, HEIGHT, OFFSET, READY, STATE,
 from loadwise.errors import ConfigError
 from loadwise.format.fields import ImageField
 from loadwise.format.fields.image import batch_buffer
+from loadwise.gather import recycle
 from loadwise.stores import ShardStore
 
 DEFAULT_CACHE_BYTES = 1 << 30
@@ -64,11 +65,15 @@ class CachedDataset(LazyDataset):
         found = self.cache.lookup(idx)  # (batch, image fields, entry)
         ready = (found[..., STATE] == READY).all(axis=1)
         missing = _first_each(idx[~ready])
-        fresh = super().get_batch(missing) if missing.size else None
-        if fresh is not None:
+        if missing.size == idx.size:  # every row decoded just now, in batch order
+            whole = super().get_batch(missing)
+            self._store(missing, whole)
+            return whole
+        fresh: Batch | None = None
+        if missing.size:
+            with recycle.private():  # copied into the batch below: not in a worker's slot
+                fresh = super().get_batch(missing)
             self._store(missing, fresh)
-            if missing.size == idx.size:  # every row decoded just now, in batch order
-                return fresh
         with stages.span("gather"):  # cache hits, timed like any gather (``loadwise.stages``)
             return self._assemble(idx, found, ready, missing, fresh)
 

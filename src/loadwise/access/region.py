@@ -173,6 +173,21 @@ def _map(at: int | None, length: int, prot: int, flags: int, fd: int = -1) -> in
     return int(address)
 
 
+_MADV_DONTNEED = 4  # Linux
+
+
+def drop_pages(address: int, length: int) -> None:
+    """Unmap the pages of ``[address, address + length)`` from this process only (Linux
+    ``MADV_DONTNEED`` on a read-only file mapping): they stay in the page cache and the next
+    read maps them again (a minor fault), but the process's PSS no longer counts them."""
+    if not sys.platform.startswith("linux") or length <= 0:
+        return
+    page = mmap.PAGESIZE
+    start = address // page * page
+    _libc().madvise(ctypes.c_void_p(start), ctypes.c_size_t(address + length - start),
+                    _MADV_DONTNEED)  # fmt: skip
+
+
 def _unmap(address: int, length: int) -> None:
     if _libc().munmap(address, length) != 0:
         errno = ctypes.get_errno()

@@ -39,6 +39,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from loadwise.errors import LoadwiseError
+from loadwise.gather.rows import TORCH_GATHER_BYTES, take_rows_into
 from loadwise.gather.threads import PARALLEL_BYTES, batch_threads, threads
 
 EMPTY, PENDING, READY = 0, 1, 2
@@ -145,6 +146,9 @@ class SharedCache:
         if size and not np.any(offsets % size):  # slots of one size: a plain 2-D take
             slots = self._data()[: self.limit // size * size].reshape(-1, size)
             rows = offsets // size
+            if flat.nbytes >= TORCH_GATHER_BYTES and rows.dtype == np.int64:
+                take_rows_into(slots, rows, flat)  # one gather, as eager's (``gather/rows.py``)
+                return
 
             def copy(part: slice) -> None:
                 np.take(slots, rows[part], axis=0, out=flat[part], mode="clip")

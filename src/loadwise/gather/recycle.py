@@ -14,6 +14,8 @@ import math
 import os
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -90,6 +92,43 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_POOL.after_fork)
 
 
+Destination = Callable[[tuple[int, ...], np.dtype], "np.ndarray | None"]
+#: Where batch outputs go first while a DataLoader worker makes a batch into shared memory
+#: (``loading/transport.py`` sets it around each batch); None: this process's own buffers.
+_destination: list[Destination | None] = [None]
+
+
+def set_destination(destination: Destination | None) -> None:
+    """Make ``empty`` allocate from ``destination`` first (None: back to the pool)."""
+    _destination[0] = destination
+
+
+def has_destination() -> bool:
+    return _destination[0] is not None
+
+
+def _nowhere(shape: tuple[int, ...], dtype: np.dtype) -> None:
+    return None
+
+
+@contextmanager
+def private() -> Iterator[None]:
+    """Outputs made inside come from this process's own buffers even while a worker ships a
+    batch into a shared slot: for intermediates the batch is then copied from (cached mode's
+    freshly decoded misses), which would otherwise take slot room twice."""
+    saved = _destination[0]
+    if saved is not None:
+        _destination[0] = _nowhere
+    try:
+        yield
+    finally:
+        _destination[0] = saved
+
+
 def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """``np.empty`` for batch outputs: large ones on this process's reused buffers."""
+    """``np.empty`` for batch outputs: in the batch's shared slot while a worker ships into
+    one, else large ones on this process's reused buffers."""
+    destination = _destination[0]
+    if destination is not None and (out := destination(shape, dtype)) is not None:
+        return out
     return _POOL.empty(shape, dtype)

@@ -18,6 +18,7 @@ import numpy as np
 from torch.utils.data import Dataset, default_collate
 
 from loadwise import stages
+from loadwise.loading.transport import Rings
 
 Collate = Callable[[Any], Any]
 Transform = Callable[[Any], Any]
@@ -54,8 +55,17 @@ class BatchView(_Finishing, Dataset):
     ) -> None:
         self.dataset, self.collate_fn = dataset, collate_fn
         self.transform, self.timed = transform, timed
+        #: With workers: each worker's ring of shared batch slots (``transport.py``).
+        self.rings: Rings | None = None
 
     def __getitem__(self, indices: np.ndarray) -> Any:
+        writer = self.rings.writer() if self.rings is not None else None
+        if writer is None:
+            return self._made(indices)
+        with writer:  # outputs allocated in the slot, the rest copied in by ``ship``
+            return writer.ship(self._made(indices))
+
+    def _made(self, indices: np.ndarray) -> Any:
         self._start()
         if self.collate_fn is None:
             return self._finish(self.dataset.get_batch(indices))

@@ -27,6 +27,7 @@ from loadwise.loading.deliver import on_device, unpacked
 from loadwise.loading.faults import DeferredWorkerDeath, worker_failure
 from loadwise.loading.sampler import EpochBatchSampler, ListBatches, OrderFn
 from loadwise.loading.state import LoaderState, resume_point
+from loadwise.loading.transport import opened, rings_for
 from loadwise.monitoring.loop import Monitor
 from loadwise.monitoring.stats import EpochSummary
 from loadwise.sampling.order import epoch_order
@@ -56,6 +57,7 @@ class Loader:
         self._start, self._position, self._running = 0, 0, False
         self._segments: tuple[Any, ...] = ()  # the resumed epoch's finished segments (elastic)
         self._iterator: weakref.ref[Generator[Any, None, None]] | None = None
+        self._torch_iter: weakref.ref[Any] | None = None  # torch's iterator of this epoch
         #: With ``enable_monitoring`` or ``log_loading_stats``: wait vs step, memory, CPU.
         self.monitor = Monitor() if config.enable_monitoring or config.log_loading_stats else None
         self.sampler = self._sampler()
@@ -143,6 +145,28 @@ class Loader:
         sampler.set_epoch(self._next_epoch, self._start, self._segments)  # len(): what is left
         self._running = False
 
+    def close(self) -> None:
+        """End the running iteration and shut this loader's workers down now (persistent ones
+        too); iterating again starts fresh workers at the next epoch."""
+        running = self._iterator() if self._iterator is not None else None
+        if running is not None:
+            running.close()  # its position stays: state_dict() still says what was yielded
+        self._iterator = None
+        for workers in (
+            self._torch_iter() if self._torch_iter else None,
+            live_iterator(self.dataloader),
+        ):
+            if workers is not None:
+                shutdown_workers(workers)
+        self._torch_iter = None
+        forget_iterator(self.dataloader)
+
+    def __enter__(self) -> Loader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def get_stats(self) -> list[EpochSummary]:
         """Per-epoch timings and memory so far (empty unless monitoring is on); the whole
         picture is ``loader.monitor.stats()``."""
@@ -161,6 +185,7 @@ class Loader:
             try:
                 if iterator is None:
                     workers = iter(self.dataloader)
+                    self._torch_iter = weakref.ref(workers)
                     iterator = self._counted(workers, sampler)
                     DeferredWorkerDeath.install()
                 if (died := DeferredWorkerDeath.take()) is not None:
@@ -273,6 +298,7 @@ class Loader:
         fetched = WithBatchContext(self.dataset) if tagged else self.dataset  # epoch, scale
         self.view = BatchView(fetched, cfg.collate_fn, transform, timed)
         if _batched(self.dataset, cfg):
+            self.view.rings = rings_for(cfg.num_workers, cfg.prefetch_factor, common["pin_memory"])
             return DataLoader(self.view, batch_size=None, sampler=self.sampler,
                               collate_fn=_whole_batch, **common)  # fmt: skip
         collate = cfg.collate_fn
@@ -292,6 +318,8 @@ class Loader:
     def _shipped(self, items: Iterator[Any]) -> Iterator[Any]:
         """Batches as users get them: stage times taken off (monitored), on the device."""
         cfg, monitor = self.config, self.monitor
+        if self.view.rings is not None:
+            items = opened(items)  # batches from the workers' shared slots
         add = monitor.stages.add if monitor is not None else None
         batches = unpacked(items, add) if add is not None else items
         if cfg.device is None:

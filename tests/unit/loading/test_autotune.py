@@ -78,3 +78,22 @@ def test_plain_datasets_are_measured_not_cached(cache: Path) -> None:
 def test_seconds_must_be_positive(dataset) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="seconds"):
         autotune.tune(dataset, seconds=0)
+
+
+def test_a_cached_dataset_is_measured_warm(tmp_path: Path) -> None:
+    """Every candidate meets the same warm cache (it used to warm up candidate by candidate,
+    ranking cached mode by luck); the run keeps what was cached."""
+    from loadwise.testing import make_photo_folder
+
+    folder = make_photo_folder(tmp_path / "photos", classes=2, per_class=30, size=32, seed=5)
+    loadwise.pack(folder.root, tmp_path / "jpegs", encoded=True, progress=False)
+    ds = loadwise.open(tmp_path / "jpegs", "cached")
+    assert autotune.warm_cache(ds, 16) == len(ds) and len(ds.cache) == len(ds)
+    assert autotune.warm_cache(ds, 16) == 0  # already warm: nothing read
+    results = autotune.tune(ds, batch_size=16, seconds=0.2,
+                            candidates=[{"num_workers": 0}, {"num_workers": 1}])  # fmt: skip
+    assert len(results) == 2 and ds.cache.misses == len(ds)  # only the warm-up missed
+    small = loadwise.open(tmp_path / "jpegs", "cached", cache_bytes=32 * 32 * 3 * 10)
+    assert autotune.warm_cache(small, 4) <= 16 and len(small.cache) == 10  # full: stops
+    plain = loadwise.open(tmp_path / "jpegs", "lazy")
+    assert autotune.warm_cache(plain, 16) == 0

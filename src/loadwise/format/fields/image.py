@@ -81,7 +81,12 @@ class ImageField(BytesField):
     ) -> dict[str, Any]:
         raw = byte_views(reader.segments(self, indices), len(indices))  # decoded, not copied
         with stages.span("decode"):  # counted as decode, not gather (``loadwise.stages``)
-            return {self.name: decode_images(self, raw, indices)}
+            decoded = decode_images(self, raw, indices)
+        del raw
+        release = getattr(reader, "release_segments", None)
+        if release is not None:  # a memory map: the encoded bytes are not needed mapped
+            release(self)
+        return {self.name: decoded}
 
 
 def decode_images(spec: ImageField, raw: Sequence[bytes | memoryview], idx: np.ndarray) -> Any:
@@ -117,8 +122,9 @@ def _each(
 
 
 def batch_buffer(shape: tuple[int, ...]) -> torch.Tensor:
-    """A uint8 tensor for a decoded batch; in a DataLoader worker it lives in shared memory,
-    so sending the batch to the main process does not copy it (as torch's collate does).
+    """A uint8 tensor for a decoded batch; in a DataLoader worker it lives in shared memory
+    (the worker's batch slot, ``loading/transport.py``, else torch's), so sending the batch
+    to the main process does not copy it (as torch's collate does).
 
     Elsewhere it is a numpy buffer, reused once the batch before is gone (``recycle``):
     batch after batch the process stays at one size, where ``torch.empty`` buffers kept it
@@ -126,6 +132,6 @@ def batch_buffer(shape: tuple[int, ...]) -> torch.Tensor:
     import torch
     from torch.utils.data import get_worker_info
 
-    if get_worker_info() is None:
+    if get_worker_info() is None or recycle.has_destination():  # the latter: a worker's slot
         return torch.from_numpy(recycle.empty(shape, _UINT8))
     return torch.empty(shape, dtype=torch.uint8).share_memory_()

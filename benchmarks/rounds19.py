@@ -1,0 +1,96 @@
+"""Issue 19's own-figure ratios from interleaved rounds: ``python -m benchmarks.rounds19``.
+
+Separate runs swing up to 2x on this VM, so each ratio here alternates epochs of its two
+sides in one process (ABBA order), several rounds, and reports the median of the per-round
+ratios: decoded 105x105 eager with 2 workers vs 0, PNG and JPEG lazy with 2 workers vs 0,
+cached mode warm vs eager on the same decoded 256x256 photos, lazy on 150 KB rows vs the
+``numpy.memmap`` gather. Reads the data
+``python -m benchmarks`` built (``--data``, default ``/tmp/loadwise-bench-full``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import loadwise
+from loadwise.sampling.order import batches, epoch_order
+
+PAIRS = {  # name: (pack, mode, workers) for the numerator, then the denominator
+    "decoded 105x105 eager: w2 / w0": (("lw-decoded-2", "eager", 2), ("lw-decoded-2", "eager", 0)),
+    "PNG lazy: w2 / w0": (("lw-png", "lazy", 2), ("lw-png", "lazy", 0)),
+    "JPEG lazy: w2 / w0": (("lw-encoded", "lazy", 2), ("lw-encoded", "lazy", 0)),
+    "cached warm / eager, 256x256 photos, w0": (
+        ("lw-encoded", "cached", 0), ("lw-photos256", "eager", 0)),
+    "lazy warm / numpy.memmap gather, 224x224 photos": (
+        ("lw-photos", "lazy", 0), ("photos.npy", "memmap", 0)),
+}  # fmt: skip
+
+
+def epochs(data: Path, pack: str, mode: str, workers: int) -> Callable[[], float]:
+    """One epoch of a loader per call, as samples/s (its first epoch is run here); mode
+    ``memmap``: the limit, one fancy-index gather per batch from ``numpy.load(mmap_mode)``."""
+    run: Any
+    if mode == "memmap":
+        images = np.load(data / pack, mmap_mode="r")
+        labels = np.load(data / "photos-labels.npy")
+        run = _MemmapEpochs(images, labels)
+    else:
+        ds = loadwise.open(data / pack, mode, fields=["image", "label"])
+        run = loadwise.loader(ds, 64, seed=0, num_workers=workers)
+
+    def one() -> float:
+        started, count = time.perf_counter(), 0
+        for batch in run:
+            count += len(batch["label"])
+        return count / (time.perf_counter() - started)
+
+    one()  # start workers, fill caches, warm the page cache
+    return one
+
+
+class _MemmapEpochs:
+    """The shared seeded order, each batch one gather from the memmap (no DataLoader)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.images, self.labels, self.epoch = images, labels, 0
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        self.epoch += 1
+        for idx in batches(epoch_order(len(self.images), 0, self.epoch), 64):
+            yield {"image": torch.from_numpy(self.images[idx]),
+                   "label": torch.from_numpy(self.labels[idx])}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.rounds19", description=__doc__)
+    parser.add_argument("--data", type=Path, default=Path("/tmp/loadwise-bench-full"))
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    out: dict[str, Any] = {}
+    for name, (top, bottom) in PAIRS.items():
+        a, b = epochs(args.data, *top), epochs(args.data, *bottom)
+        ratios = []
+        for r in range(args.rounds):
+            first, second = (a, b) if r % 2 == 0 else (b, a)
+            x, y = first(), second()
+            ratios.append((x / y) if first is a else (y / x))
+        out[name] = {"median": statistics.median(ratios), "rounds": ratios}
+        print(f"{name}: median {statistics.median(ratios):.2f}x (rounds "
+              f"{min(ratios):.2f}-{max(ratios):.2f})", flush=True)  # fmt: skip
+        del a, b
+    sys.stdout.write(json.dumps(out) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
