@@ -108,3 +108,22 @@ class FileSignature:
             f"`{self.path}` {what} while it was in use: reads could mix old and new data. "
             f"Open it again (and re-pack it, if a packed copy was made from it)."
         )
+
+
+class OpenedFile:
+    """What a file read through a ``PerProcess`` handle answers alike (HDF5, Zarr, LMDB):
+    whether it changed since opened, whether this process holds it, and closing it."""
+
+    signature: FileSignature
+    _handle: PerProcess[Any]
+
+    def check(self) -> None:
+        """``IntegrityError`` if the file was replaced or truncated since it was opened."""
+        self.signature.check()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._handle.is_open

@@ -26,7 +26,7 @@ import numpy as np
 
 from loadwise.errors import IntegrityError, SourceError
 from loadwise.sources.arrayfile import ArrayFileSource, ArrayInfo, Fields, numeric_problem, runs_of
-from loadwise.sources.handles import FileSignature, PerProcess, import_extra
+from loadwise.sources.handles import FileSignature, OpenedFile, PerProcess, import_extra
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -61,7 +61,7 @@ class _Opened:
     datasets: dict[str, Any] = field(default_factory=dict)
 
 
-class HDF5File:
+class HDF5File(OpenedFile):
     """An HDF5 file's numeric datasets, opened per process with a sized chunk cache."""
 
     def __init__(self, path: str | Path) -> None:
@@ -107,17 +107,6 @@ class HDF5File:
 
     def stamp(self) -> str:
         return f"{self.signature.size}:{self.signature.mtime_ns}"
-
-    def check(self) -> None:
-        """``IntegrityError`` if the file was replaced or truncated since it was opened."""
-        self.signature.check()
-
-    def close(self) -> None:
-        self._handle.close()
-
-    @property
-    def is_open(self) -> bool:
-        return self._handle.is_open
 
     def _open(self) -> _Opened:
         self.signature.check()

@@ -28,7 +28,7 @@ import xxhash
 from loadwise.errors import IntegrityError, SourceError
 from loadwise.format.codecs import decode_image
 from loadwise.sources.base import Record
-from loadwise.sources.handles import FileSignature, PerProcess, import_extra
+from loadwise.sources.handles import FileSignature, OpenedFile, PerProcess, import_extra
 from loadwise.sources.media import DecodeOptions, Media, prepare_image
 
 VALUE_KINDS = ("auto", "image", "npy", "bytes", "text")
@@ -65,7 +65,7 @@ def sniff(data: bytes) -> str:
     return "text"
 
 
-class LMDBFile:
+class LMDBFile(OpenedFile):
     """An LMDB environment's keys (listed once, in key order) and values, opened per process."""
 
     def __init__(self, path: str | Path, db: str | None = None) -> None:
@@ -112,16 +112,6 @@ class LMDBFile:
     def stamp(self) -> str:
         keys = xxhash.xxh3_64_hexdigest(self._blob)
         return f"{keys}:{self.signature.size}:{self.signature.mtime_ns}"
-
-    def check(self) -> None:
-        self.signature.check()
-
-    def close(self) -> None:
-        self._handle.close()
-
-    @property
-    def is_open(self) -> bool:
-        return self._handle.is_open
 
     def environment(self) -> Any:
         """This process's environment (opened on first use)."""

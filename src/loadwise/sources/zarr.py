@@ -22,7 +22,7 @@ import xxhash
 
 from loadwise.errors import IntegrityError, SourceError
 from loadwise.sources.arrayfile import ArrayFileSource, ArrayInfo, Fields, numeric_problem
-from loadwise.sources.handles import FileSignature, PerProcess, import_extra
+from loadwise.sources.handles import FileSignature, OpenedFile, PerProcess, import_extra
 
 ZARR_METADATA = ("zarr.json", ".zgroup", ".zarray")
 
@@ -52,7 +52,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-class ZarrFile:
+class ZarrFile(OpenedFile):
     """A Zarr group's (or a single array's) numeric arrays, opened per process."""
 
     def __init__(self, path: str | Path) -> None:
@@ -94,16 +94,6 @@ class ZarrFile:
                 stat = os.stat(os.path.join(folder, name))
                 parts.append(f"{folder}/{name}:{stat.st_size}:{stat.st_mtime_ns}")
         return xxhash.xxh3_64_hexdigest("\n".join(parts).encode())
-
-    def check(self) -> None:
-        self.signature.check()
-
-    def close(self) -> None:
-        self._handle.close()
-
-    @property
-    def is_open(self) -> bool:
-        return self._handle.is_open
 
     def _open(self) -> dict[str, Any]:
         self.signature.check()
