@@ -269,14 +269,7 @@ def _decode_pngs(
                 raise SourceError(f"cannot decode image `{names[j]}`: {exc}") from exc
             out[j] = pixels.reshape(out.shape[1:])
 
-    try:
-        if threads is None:
-            decode_rows(range(len(datas)))
-        else:
-            threads.for_each(decode_rows, len(datas))
-    except _NotAlike:
-        return None
-    return out.transpose(0, 3, 1, 2)
+    return _all_rows(decode_rows, len(datas), threads, out)
 
 
 def decode_batch(
@@ -319,14 +312,7 @@ def decode_batch(
             except ValueError as exc:
                 raise SourceError(f"cannot decode image `{names[j]}`: {exc}") from exc
 
-    try:
-        if threads is None:
-            decode_rows(range(len(datas)))
-        else:
-            threads.for_each(decode_rows, len(datas))
-    except _NotAlike:
-        return None
-    return out.transpose(0, 3, 1, 2)
+    return _all_rows(decode_rows, len(datas), threads, out)
 
 
 def _alike(
@@ -352,3 +338,18 @@ def _jpeg_header(fast: ModuleType, data: Encoded) -> tuple[int, int, str | None]
     except ValueError:
         return None
     return height, width, _JPEG_SPACES.get(space)
+
+
+def _all_rows(
+    decode_rows: Callable[[range], None], count: int, threads: Threads | None, out: np.ndarray
+) -> np.ndarray | None:
+    """Run ``decode_rows`` over every row (on ``threads`` when given): the batch ``(B, C, H,
+    W)``, or None when an image was not alike the first (the caller decodes one by one)."""
+    try:
+        if threads is None:
+            decode_rows(range(count))
+        else:
+            threads.for_each(decode_rows, count)
+    except _NotAlike:
+        return None
+    return out.transpose(0, 3, 1, 2)
