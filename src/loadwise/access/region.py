@@ -12,7 +12,6 @@ batch first needs them, after the same size and layout checks as ``MappedShard``
 from __future__ import annotations
 
 import ctypes
-import functools
 import mmap
 import os
 import sys
@@ -21,6 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from loadwise.access import sigbus
+from loadwise.access.libc import libc
 from loadwise.errors import LoadwiseError
 from loadwise.format.fields import FixedField
 from loadwise.format.reader import check_layout
@@ -146,24 +146,11 @@ class _Layout:
         self.origin = first_byte // unit - starts * self.stride
 
 
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [
-        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-        ctypes.c_int64,
-    ]  # fmt: skip
-    libc.munmap.restype = ctypes.c_int
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    return libc
-
-
 _MAP_FAILED = ctypes.c_void_p(-1).value
 
 
 def _map(at: int | None, length: int, prot: int, flags: int, fd: int = -1) -> int:
-    address = _libc().mmap(at, length, prot, flags, fd, 0)
+    address = libc().mmap(at, length, prot, flags, fd, 0)
     if address in (None, _MAP_FAILED):
         errno = ctypes.get_errno()
         raise LoadwiseError(
@@ -184,11 +171,11 @@ def drop_pages(address: int, length: int) -> None:
         return
     page = mmap.PAGESIZE
     start = address // page * page
-    _libc().madvise(ctypes.c_void_p(start), ctypes.c_size_t(address + length - start),
+    libc().madvise(ctypes.c_void_p(start), ctypes.c_size_t(address + length - start),
                     _MADV_DONTNEED)  # fmt: skip
 
 
 def _unmap(address: int, length: int) -> None:
-    if _libc().munmap(address, length) != 0:
+    if libc().munmap(address, length) != 0:
         errno = ctypes.get_errno()
         raise LoadwiseError(f"cannot unmap {length:,} bytes: {os.strerror(errno)}.")

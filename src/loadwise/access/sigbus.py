@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import bisect
 import ctypes
-import functools
 import mmap
 import signal
 import sys
 from collections.abc import Sequence
 
+from loadwise.access.libc import libc
 from loadwise.errors import IntegrityError
 
 #: Linux on 64-bit machines: ``struct sigaction`` and ``siginfo_t`` laid out as below.
@@ -85,7 +85,7 @@ class Guard:
         if at < 0 or not self._ranges[at][0] <= address < self._ranges[at][1]:
             return False
         start, end, shard = self._ranges[at]
-        if _libc().mmap(start, end - start, _PROT_READ, _ZEROS, -1, 0) != start:
+        if libc().mmap(start, end - start, _PROT_READ, _ZEROS, -1, 0) != start:
             return False
         self.truncated.add(shard)
         _FAULTS.append(self.error(shard))
@@ -111,13 +111,13 @@ def install() -> None:
     if not SUPPORTED:
         return
     current = _SigAction()
-    _libc().sigaction(signal.SIGBUS, None, ctypes.byref(current))
+    libc().sigaction(signal.SIGBUS, None, ctypes.byref(current))
     ours = ctypes.cast(_HANDLER, ctypes.c_void_p).value
     if current.sa_sigaction == ours:
         return
     action = _SigAction()
     action.sa_sigaction, action.sa_flags = ours, _SA_SIGINFO
-    _libc().sigaction(signal.SIGBUS, ctypes.byref(action), ctypes.byref(_previous))
+    libc().sigaction(signal.SIGBUS, ctypes.byref(action), ctypes.byref(_previous))
 
 
 def _on_sigbus(signo: int, info: int, context: int) -> None:
@@ -128,19 +128,7 @@ def _on_sigbus(signo: int, info: int, context: int) -> None:
             return
     except BaseException:  # never return into a fault we did not fix
         pass
-    _libc().sigaction(signal.SIGBUS, ctypes.byref(_previous), None)  # the fault repeats there
+    libc().sigaction(signal.SIGBUS, ctypes.byref(_previous), None)  # the fault repeats there
 
 
 _HANDLER = _HANDLER_TYPE(_on_sigbus)
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [
-        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-        ctypes.c_int64,
-    ]  # fmt: skip
-    libc.sigaction.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
-    return libc
