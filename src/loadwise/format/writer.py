@@ -7,7 +7,6 @@ contiguous buffer (or offsets + data) that readers map as numpy views.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import xxhash
 from loadwise.errors import SourceError
 from loadwise.format.fields import FieldSpec, FixedField
 from loadwise.format.spec import BLOCK_BYTES, BufferSpan, ShardSpec, block_checksums
+from loadwise.system import fsync_path
 
 SHARD_SUFFIX = ".arrow"
 _FIRST_BYTES = 256 << 20  # row buffers start this large at most
@@ -190,12 +190,3 @@ def _checked_column(
         return spec.check_block(arrays.get(spec.name), list(items))
     column = values.get(spec.name, [_MISSING] * len(items))
     return [_checked(spec, v, item, first) for v, item in zip(column, items, strict=True)]
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a written file, or a folder's entries, to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

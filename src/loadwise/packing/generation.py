@@ -20,7 +20,7 @@ from pathlib import Path
 import xxhash
 
 from loadwise.format.spec import Manifest
-from loadwise.format.writer import fsync_path
+from loadwise.system import fsync_path
 
 
 def generation_of(manifest: Manifest) -> str:

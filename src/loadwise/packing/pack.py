@@ -24,7 +24,6 @@ from loadwise.cache_dir import cache_dir
 from loadwise.errors import ConfigError, LoadwiseError, PackError
 from loadwise.format.fields import FieldSpec
 from loadwise.format.spec import FORMAT_VERSION, MANIFEST_NAME, Manifest, Skipped, manifest_to_json
-from loadwise.format.writer import fsync_path
 from loadwise.packing.generation import stamp_generation
 from loadwise.packing.local import pack_locally
 from loadwise.packing.options import PackPlan, ShardLayout, with_legacy
@@ -35,6 +34,7 @@ from loadwise.packing.staging import check_dest, publish, staging_dir, write_dur
 from loadwise.sources import DecodeOptions, ImageOptions, Source, as_source, declared_schema
 from loadwise.sources.media import image_rules
 from loadwise.stores import is_url
+from loadwise.system import fsync_path
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from loadwise.errors import PackError
 from loadwise.format.spec import MANIFEST_NAME
-from loadwise.format.writer import fsync_path
 from loadwise.packing.progress import PackProgress, load_progress
+from loadwise.system import fsync_path, process_alive
 
 log = logging.getLogger(__name__)
 
@@ -138,14 +138,4 @@ def _exchange(a: Path, b: Path) -> bool:
 def _dead(leftover: Path) -> bool:
     """Whether the pack that made ``.<name>.<what>-<pid>-<hex>`` has ended."""
     pid = leftover.name.rsplit("-", 2)[-2]
-    return pid.isdigit() and not _alive(int(pid))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid.isdigit() and not process_alive(int(pid))

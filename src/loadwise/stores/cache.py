@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadwise.errors import ConfigError
+from loadwise.system import fsync_path, process_alive
 
 MARKER = ".loadwise-cache"
 _COPY = re.compile(r"^[^.].*\.[0-9a-f]{16}$")
@@ -151,7 +152,7 @@ class ShardCache:
                 with contextlib.suppress(OSError):
                     os.unlink(part)
                 raise
-            _fsync_dir(path.parent)
+            fsync_path(path.parent)
             return True
 
     def usage(self) -> CacheUse:
@@ -232,7 +233,7 @@ class ShardCache:
                     if part is None:
                         if _COPY.match(entry.name) and entry.is_file(follow_symlinks=False):
                             yield entry, False
-                    elif _alive(int(part["pid"])):
+                    elif process_alive(int(part["pid"])):
                         yield entry, True
                     else:
                         with contextlib.suppress(OSError):
@@ -325,24 +326,6 @@ def _stat(entry: os.DirEntry[str]) -> os.stat_result | None:
         return entry.stat(follow_symlinks=False)
     except FileNotFoundError:
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 __all__ = ["MARKER", "CacheUse", "ShardCache", "unpin"]

@@ -20,7 +20,8 @@ import torch
 
 from loadwise.errors import ConfigError
 from loadwise.sampling.scales import uniform
-from loadwise.transforms.resize import Size, batch_field, batch_scale, image_size, resize_images
+from loadwise.transforms.base import batch_field
+from loadwise.transforms.resize import Size, batch_scale, image_size, resize_images
 
 _TRIES = 10
 #: Key streams: area and ratio take one per try, then the two offsets and the flip.

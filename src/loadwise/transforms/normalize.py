@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from loadwise.errors import ConfigError
+from loadwise.transforms.base import batch_field
 
 #: The per-channel mean and std of ImageNet (RGB, on the 0..1 scale), as torchvision uses.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -44,7 +45,7 @@ class Normalize:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         out = dict(batch)
         for name in self.fields:
-            out[name] = self.images(_field(batch, name))
+            out[name] = self.images(batch_field(batch, name, "Normalize"))
         return out
 
     def images(self, images: torch.Tensor) -> torch.Tensor:
@@ -82,19 +83,3 @@ class Normalize:
 
 def _per_channel(values: torch.Tensor, device: torch.device) -> torch.Tensor:
     return values.to(torch.float32).view(-1, 1, 1).to(device)
-
-
-def _field(batch: dict[str, Any], name: str) -> torch.Tensor:
-    if not isinstance(batch, dict) or name not in batch:
-        have = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
-        raise ConfigError(
-            f"Normalize found no field `{name}` in the batch (it has {have}): pass "
-            f"`fields=` naming the image field(s)."
-        )
-    value = batch[name]
-    if not isinstance(value, torch.Tensor):
-        raise ConfigError(
-            f"Normalize needs field `{name}` as one uint8 tensor [B, C, H, W]; it is a "
-            f"{type(value).__name__} (images of different sizes?)."
-        )
-    return value

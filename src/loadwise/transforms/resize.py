@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from loadwise.errors import ConfigError
+from loadwise.transforms.base import batch_field
 
 Size = int | tuple[int, int]
 
@@ -102,20 +103,3 @@ def batch_scale(batch: Any, who: str) -> int:
             f"scale schedule to the loader (`DataLoaderConfig(scales=...)`)."
         )
     return int(scale)
-
-
-def batch_field(batch: Any, name: str, who: str) -> torch.Tensor:
-    """Field ``name`` of a batch dict as one tensor, or an error naming what is there."""
-    if not isinstance(batch, dict) or name not in batch:
-        have = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
-        raise ConfigError(
-            f"{who} found no field `{name}` in the batch (it has {have}): pass `fields=` "
-            f"naming the image field(s)."
-        )
-    value = batch[name]
-    if not isinstance(value, torch.Tensor):
-        raise ConfigError(
-            f"{who} needs field `{name}` as one tensor [B, C, H, W]; it is a "
-            f"{type(value).__name__} (images of different sizes?)."
-        )
-    return value
