@@ -1,4 +1,4 @@
-"""``loadwise info PATH``: fields, sizes, shards and what ``pack`` skipped."""
+"""``loadwise info PATH``: fields, sizes, shards and what ``pack`` could not read, by reason."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from typing import Any
 
 from loadwise.access.auto import choose_mode
 from loadwise.format.reader import read_manifest
+from loadwise.format.spec import Manifest
+from loadwise.packing.fallback import VALID
 from loadwise.render import human_bytes, table
+from loadwise.sources.failures import count_failures
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,10 +31,21 @@ def run(args: argparse.Namespace) -> int:
         print(table(["shard", "samples", "size", "xxh3_64"], rows))
     mode, reason = choose_mode(args.path)
     print(f"auto mode here: {mode} ({reason})")
-    print(f"skipped while packing: {len(manifest.skipped)}")
-    for skipped in manifest.skipped:
-        print(f"  {skipped.item}: {skipped.reason}")
+    _print_failures(manifest)
     return 0
+
+
+def _print_failures(manifest: Manifest) -> None:
+    """Items ``pack`` could not read, by reason, and whether they are stored as placeholders
+    (``on_error="fallback"``: their ``valid`` is False) or left out."""
+    if not manifest.skipped:
+        print("failed while packing: none")
+        return
+    kept = any(f.name == VALID for f in manifest.fields)
+    how = "stored as placeholders with valid=False" if kept else "left out"
+    print(f"failed while packing: {len(manifest.skipped):,} ({how})")
+    for failure in count_failures(s.reason for s in manifest.skipped):
+        print(f"  {failure.reason}: {failure.count:,} (first: {', '.join(failure.examples)})")
 
 
 def _details(entry: dict[str, Any]) -> str:
