@@ -9,7 +9,9 @@ alternating which goes first, and a target is judged on the median of its per-ro
 1. fetch: ``InMemoryImageTextDataset`` from an empty cache (fetch, decode to 224 x 224, pack,
    open; a fresh interpreter, 64 requests in flight) against the documents' row-by-row loop
    (``--docs-rows`` of them, scaled to ``count``: the loop is linear), and against the floor
-   max(count x 20 ms / 64, decoding and resizing the same images on all cores);
+   max(count x 20 ms / 64, decoding and resizing the same images on all cores); beside it
+   the floor with the HTTP client's own CPU (aiohttp alone fetching the same URLs, in a
+   fresh interpreter, no loadwise) spread over the cores: the cores must do that too;
 2. second run: the same load in a fresh interpreter, from the cache: seconds, requests;
 3. epochs 2+ with 0 workers: ``loadwise.loader`` against the documents' list of PIL images
    through ``DataLoader(..., collate_fn=collate_in_memory_images)`` turned into a tensor;
@@ -112,9 +114,14 @@ def fetch_rounds(
                 ours = _fresh("load", base, count, cache)
                 served = server_cpu(base) - before
             decode, decode_cpu = decode_on_all_cores(files, pool)
+            client = _fresh("fetch", base, count, cache)
             floor = max(count * LATENCY / IN_FLIGHT, decode)
+            cores = os.cpu_count() or 1
+            work = max(count * LATENCY / IN_FLIGHT, decode + client["cpu"] / cores)
             out.append({"loadwise": ours["seconds"], "requests": ours["requests"],
                         "documents": docs, "decode_all_cores": decode, "floor": floor,
+                        "client_cpu": client["cpu"], "client_seconds": client["seconds"],
+                        "floor_with_client": work,
                         "server_cpu": served, "cpu_workers": ours["cpu_workers"],
                         "decode_cpu": decode_cpu,
                         "cpu_main": ours["cpu_main"]})  # fmt: skip
@@ -203,7 +210,10 @@ def print_targets(r: dict[str, Any]) -> None:
     fetch = r["fetch"]
     speedup = statistics.median(f["documents"] / f["loadwise"] for f in fetch)
     of_floor = statistics.median(f["loadwise"] / f["floor"] for f in fetch)
-    cpu = statistics.median((f["cpu_workers"] + f["cpu_main"]) / f["decode_cpu"] for f in fetch)
+    of_work = statistics.median(f["loadwise"] / f["floor_with_client"] for f in fetch)
+    cpu = statistics.median(
+        (f["cpu_workers"] + f["cpu_main"]) / (f["decode_cpu"] + f["client_cpu"]) for f in fetch
+    )
     mem = r["memory"]
     over = {k: (mem[k]["pss"] - mem["idle"]["pss"]) / 2**20 for k in ("loadwise", "documents")}
     stored = mem["loadwise"]["stored_bytes"] / 2**20
@@ -214,7 +224,9 @@ def print_targets(r: dict[str, Any]) -> None:
     rows = [
         ("fetch: documents' loop / loadwise", f"{speedup:.1f}x", ">= 15x", speedup >= 15),
         ("fetch: loadwise / floor", f"{of_floor:.2f}x", "<= 1.3x", of_floor <= 1.3),
-        ("  (CPU seconds: loadwise / decode alone)", f"{cpu:.2f}x", "", cpu <= 1.3),
+        ("  (loadwise / floor + HTTP client on all cores)", f"{of_work:.2f}x", "<= 1.3x",
+         of_work <= 1.3),
+        ("  (CPU s: loadwise / decode + HTTP client)", f"{cpu:.2f}x", "", cpu <= 1.3),
         ("epochs 2+, 0 workers: loadwise / documents", f"{epochs:.1f}x", ">= 30x", epochs >= 30),
         ("  (NumPy gather limit / documents)", f"{ceiling:.1f}x", "", ceiling >= 30),
         ("  (loadwise / NumPy gather limit)", f"{of_limit:.2f}x", ">= 0.9x", of_limit >= 0.9),
@@ -235,7 +247,8 @@ def print_targets(r: dict[str, Any]) -> None:
               f"{f['documents']:.1f}, decode on all cores {f['decode_all_cores']:.2f}, floor "
               f"{f['floor']:.2f}; requests {f['requests']}; CPU s: loadwise "
               f"{f['cpu_workers'] + f['cpu_main']:.2f} (main {f['cpu_main']:.2f}), decode on "
-              f"all cores {f['decode_cpu']:.2f}, server {f['server_cpu']:.2f}")  # fmt: skip
+              f"all cores {f['decode_cpu']:.2f}, aiohttp alone {f['client_cpu']:.2f} "
+              f"({f['client_seconds']:.2f} s), server {f['server_cpu']:.2f}")  # fmt: skip
     for name, ratios in r["epochs"].items():
         print(f"epochs, {name} per round: " + ", ".join(f"{x:.2f}" for x in ratios))
     print(f"memory over the idle tree: loadwise {over['loadwise']:.0f} MiB, documents "

@@ -215,6 +215,31 @@ def load(base: str, count: int, in_flight: int, workers: int) -> dict[str, Any]:
     }
 
 
+def fetch(base: str, count: int, in_flight: int) -> dict[str, Any]:
+    """The HTTP client's own cost, with no loadwise in it: aiohttp fetching every URL with
+    ``in_flight`` requests at once, in this process (seconds and CPU seconds)."""
+    import aiohttp
+
+    async def fetch_all() -> int:
+        limit = asyncio.Semaphore(in_flight)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+            async def one(url: str) -> int:
+                async with limit, session.get(url) as response:
+                    return len(await response.read())
+
+            sizes = await asyncio.gather(*(one(f"{base}/{i}.jpg") for i in range(count)))
+        return sum(sizes)
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    nbytes = asyncio.run(fetch_all())
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"seconds": seconds, "cpu": cpu, "bytes": nbytes}
+
+
 def memory(kind: str, base: str, count: int, folder: Path) -> dict[str, Any]:
     """PSS of the tree after two epochs with 2 persistent workers, the workers still alive;
     every kind imports the same (datasets, loadwise), so the idle tree is subtracted fairly."""
@@ -248,7 +273,7 @@ def memory(kind: str, base: str, count: int, folder: Path) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=("load", "memory"))
+    parser.add_argument("what", choices=("load", "fetch", "memory"))
     parser.add_argument("base")
     parser.add_argument("count", type=int)
     parser.add_argument("--in-flight", type=int, default=64)
@@ -258,6 +283,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.what == "load":
         out = load(args.base, args.count, args.in_flight, args.workers)
+    elif args.what == "fetch":
+        out = fetch(args.base, args.count, args.in_flight)
     else:
         out = memory(args.kind, args.base, args.count, args.folder)
     sys.stdout.write(json.dumps(out) + "\n")

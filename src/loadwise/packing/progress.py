@@ -34,13 +34,18 @@ class PackProgress:
     shards: list[ShardSpec] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     items_done: int = 0
+    #: Each shard's JSON form, by name: made once, not at every save (a save per shard
+    #: re-made them all, quadratic in shards: 0.12 s of 17 saves for 2,000 photos).
+    _as_json: dict[str, dict[str, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def save(self, staging: Path) -> None:
         """Replace ``progress.json`` atomically and durably."""
         body = {
             "key": self.key,
             "fields": [f.to_dict() for f in self.fields],
-            "shards": [asdict(s) for s in self.shards],
+            "shards": [self._shard_json(s) for s in self.shards],
             "skipped": [asdict(s) for s in self.skipped],
             "items_done": self.items_done,
         }
@@ -50,6 +55,12 @@ class PackProgress:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, staging / PROGRESS_NAME)
+
+    def _shard_json(self, shard: ShardSpec) -> dict[str, Any]:
+        known = self._as_json.get(shard.name)
+        if known is None:
+            known = self._as_json[shard.name] = asdict(shard)
+        return known
 
 
 def load_progress(staging: Path, key: str) -> PackProgress | None:

@@ -23,6 +23,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from loadwise.errors import SourceError
+from loadwise.format.codecs import _JPEG_MAGIC, _simplejpeg
 from loadwise.sources.failures import (
     NOT_AN_IMAGE,
     TOO_MANY_PIXELS,
@@ -83,6 +84,38 @@ class NotDownloaded(Media):
 def check_image_header(data: bytes, where: str, max_pixels: int) -> None:
     """Refuse bytes that are not an image, or an image of more than ``max_pixels``, reading
     only the header (a decompression bomb is never decoded)."""
+    size = _jpeg_size(data)
+    if size is not None:
+        height, width = size
+    else:
+        width, height = _any_size(data, where)
+    if width * height > max_pixels:
+        raise MediaError(
+            TOO_MANY_PIXELS,
+            where,
+            f"declares {width:,} x {height:,} pixels, over the limit of {max_pixels:,} "
+            f"(`max_pixels` of FetchOptions); refused before decoding.",
+        )
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Height and width of a JPEG from its header with simplejpeg (~50x faster than opening
+    it with Pillow, which parses every marker); None for other bytes or a bad header, which
+    Pillow then names."""
+    if data[:3] != _JPEG_MAGIC:
+        return None
+    fast = _simplejpeg()
+    if fast is None:
+        return None
+    try:
+        height, width, _, _ = fast.decode_jpeg_header(data)
+    except ValueError:
+        return None
+    return int(height), int(width)
+
+
+def _any_size(data: bytes, where: str) -> tuple[int, int]:
+    """Width and height of any image Pillow opens, from its header."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # counted below
@@ -96,13 +129,7 @@ def check_image_header(data: bytes, where: str, max_pixels: int) -> None:
             where,
             f"answered {len(data):,} bytes that are not an image ({found!r}...).",
         ) from exc
-    if width * height > max_pixels:
-        raise MediaError(
-            TOO_MANY_PIXELS,
-            where,
-            f"declares {width:,} x {height:,} pixels, over the limit of {max_pixels:,} "
-            f"(`max_pixels` of FetchOptions); refused before decoding.",
-        )
+    return int(width), int(height)
 
 
 Record = dict[str, Any]

@@ -103,7 +103,7 @@ def test_progress_saved_mid_catch_up_counts_only_what_the_shards_hold(
 class _Dies(ArraySource):
     """Raises after ``die_at`` items the first time it is read (as a killed pack stops)."""
 
-    die_at: int | None = 40  # after the first chunk of 32 was written
+    die_at: int | None = 40  # after the first shards were written
 
     def records(self, start: int, stop: int) -> Iterator[tuple[str, dict[str, Any]]]:
         for name, record in super().records(start, stop):
