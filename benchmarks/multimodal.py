@@ -241,6 +241,14 @@ def print_targets(r: dict[str, Any]) -> None:
     print(f"memory over the idle tree: loadwise {over['loadwise']:.0f} MiB, documents "
           f"{over['documents']:.0f} MiB, stored {stored:.0f} MiB; idle tree "
           f"{mem['idle']['pss'] / 2**20:.0f} MiB")  # fmt: skip
+    ours, idle = mem["loadwise"], mem["idle"]
+    if "ring" in ours:
+        rest = over["loadwise"] - (ours["shared"] + ours["ring"]) / 2**20
+        print(f"loadwise over the idle tree, by kind: stored {stored:.0f} MiB; shared data "
+              f"{ours['shared'] / 2**20:.0f} MiB, ring slots (batches in flight) "
+              f"{ours['ring'] / 2**20:.0f} MiB, rest {rest:.0f} MiB (private over idle: "
+              f"{(ours['private'] - idle['private']) / 2**20:.0f} MiB); "
+              f"(over idle - ring) / stored {(over['loadwise'] - ours['ring'] / 2**20) / stored:.2f}x")  # fmt: skip
     multimodal_audio.print_table(audio)
     print(r["load"])
 

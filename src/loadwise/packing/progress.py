@@ -35,8 +35,8 @@ class PackProgress:
     skipped: list[Skipped] = field(default_factory=list)
     items_done: int = 0
 
-    def save(self, staging: Path) -> None:
-        """Replace ``progress.json`` atomically and durably."""
+    def save(self, staging: Path, durable: bool = True) -> None:
+        """Replace ``progress.json`` atomically (and durably, unless ``durable`` is False)."""
         body = {
             "key": self.key,
             "fields": [f.to_dict() for f in self.fields],
@@ -47,8 +47,9 @@ class PackProgress:
         tmp = staging / f".{PROGRESS_NAME}.tmp"
         with open(tmp, "w") as handle:
             json.dump(body, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, staging / PROGRESS_NAME)
 
 
