@@ -254,8 +254,8 @@ def print_targets(r: dict[str, Any]) -> None:
     if "ring" in ours:
         beyond_ring = (over["loadwise"] - ours["ring"] / 2**20) / stored
         rest = over["loadwise"] - (ours["shared"] + ours["ring"]) / 2**20
-        print(f"loadwise over the idle tree, by kind: stored {stored:.0f} MiB; shared data "
-              f"{ours['shared'] / 2**20:.0f} MiB, ring slots (batches in flight) "
+        print(f"loadwise over the idle tree, by kind: stored {stored:.0f} MiB; shared memory "
+              f"besides the ring {ours['shared'] / 2**20:.0f} MiB, ring slots (batches in flight) "
               f"{ours['ring'] / 2**20:.0f} MiB, rest {rest:.0f} MiB (private over idle: "
               f"{(ours['private'] - idle['private']) / 2**20:.0f} MiB); "
               f"(over idle - ring) / stored {beyond_ring:.2f}x")  # fmt: skip

@@ -251,7 +251,8 @@ def memory(kind: str, base: str, count: int, folder: Path) -> dict[str, Any]:
 def pss_by_kind(pids: list[int]) -> dict[str, int]:
     """PSS of the tree's mappings by what they hold: ``ring`` (the worker transport's
     ``memfd:loadwise-batches`` slots, batches in flight), ``shared`` (other shared memory:
-    eager data shared by torch, memfd or ``/dev/shm``), ``private`` (heap, libraries, ...)."""
+    torch's, memfd or ``/dev/shm``), ``private`` (heap, libraries, and the eager data: an
+    anonymous private map the forked workers share copy-on-write)."""
     out = {"ring": 0, "shared": 0, "private": 0}
     for pid in pids:
         try:
