@@ -268,7 +268,36 @@ def memory(kind: str, base: str, count: int, folder: Path) -> dict[str, Any]:
             if kind == "documents":
                 as_tensor(batch["images"])
     tree = process_memory(include_children=True)
-    return {"pss": tree.total_pss, "processes": len(tree.processes), "stored_bytes": stored}
+    parts = pss_by_kind([p.pid for p in tree.processes])
+    return {"pss": tree.total_pss, "processes": len(tree.processes), "stored_bytes": stored,
+            **parts}  # fmt: skip
+
+
+def pss_by_kind(pids: list[int]) -> dict[str, int]:
+    """PSS of the tree's mappings by what they hold: ``ring`` (the worker transport's
+    ``memfd:loadwise-batches`` slots, batches in flight), ``shared`` (other shared memory:
+    torch's, memfd or ``/dev/shm``), ``private`` (heap, libraries, and the eager data: an
+    anonymous private map the forked workers share copy-on-write)."""
+    out = {"ring": 0, "shared": 0, "private": 0}
+    for pid in pids:
+        try:
+            lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+        except OSError:
+            continue
+        kind = "private"
+        for line in lines:
+            head = line.split(maxsplit=6)
+            if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+                name = head[5] if len(head) > 5 else ""
+                if "loadwise-batches" in name:
+                    kind = "ring"
+                elif "memfd:" in name or "/dev/shm" in name or "torch_" in name:
+                    kind = "shared"
+                else:
+                    kind = "private"
+            elif line.startswith("Pss:"):
+                out[kind] += int(line.split()[1]) * 1024
+    return out
 
 
 def main() -> int:

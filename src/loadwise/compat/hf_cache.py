@@ -13,6 +13,7 @@ will take is estimated from the first samples and checked against ``max_memory_u
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 import threading
@@ -36,6 +37,8 @@ from loadwise.packing import PackPlan, ShardLayout, pack
 from loadwise.sources import DecodeOptions, HFSource, HFStreamSource, ImageBytes, ImageFile, Media
 from loadwise.sources.failures import FailureCount, count_failures
 from loadwise.sources.urls import ImageURL
+
+log = logging.getLogger(__name__)
 
 #: Small shards, so a killed load resumes having lost (and fetches again) at most ~16 MiB.
 SHARD_BYTES = 16 * 2**20
@@ -107,6 +110,14 @@ def packed_hf(
     return dest, False
 
 
+def discard(path: Path) -> None:
+    """Remove a cache entry that failed its checksums (cache packs are not fsynced, so a
+    power loss may leave one): the next ``packed_hf`` builds it again."""
+    log.warning("cache entry `%s` failed its checksums; packing it again", path)
+    with locked(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def private_entry(path: Path) -> bool:
     """Whether ``path`` is a stream's private entry, to be removed with its dataset."""
     return path.parent.name.startswith("stream-") and path.parent.parent == _hf_dir()
@@ -151,6 +162,7 @@ def _load(
                 on_error=on_error,
                 resume=resume,
                 progress=False,
+                durable=False,  # a cache: rebuilt when lost (IntegrityError), never fsynced
             )
         except PackError:
             if not finished(dest):  # another process (without flock) packed it first

@@ -26,8 +26,14 @@ from PIL import Image
 
 from loadwise.access.base import Batch
 from loadwise.compat.datasets import BaseDataset
-from loadwise.compat.hf_cache import LoadReport, load_report, packed_hf, private_entry
-from loadwise.errors import ConfigError, SourceError
+from loadwise.compat.hf_cache import (
+    LoadReport,
+    discard,
+    load_report,
+    packed_hf,
+    private_entry,
+)
+from loadwise.errors import ConfigError, IntegrityError, SourceError
 from loadwise.sources import AudioOptions, DecodeOptions, FetchOptions, ImageOptions, hf_source
 from loadwise.sources.hf import hf_datasets
 from loadwise.sources.media import image_size_hw
@@ -60,15 +66,22 @@ class _InMemory(BaseDataset):
             url_columns=urls,
             fetch=settings["fetch"],
         )
-        path, cached = packed_hf(
-            source,
-            decode,
-            on_error=settings["on_error"],
-            max_memory_usage=settings["max_memory_usage"],
-            workers=settings["workers"] or os.cpu_count() or 1,
-            what=type(self).__name__,
-        )
-        super().__init__(path, "eager")
+        for attempt in (1, 2):  # a cache entry that fails its checksums is packed again
+            path, cached = packed_hf(
+                source,
+                decode,
+                on_error=settings["on_error"],
+                max_memory_usage=settings["max_memory_usage"],
+                workers=settings["workers"] or os.cpu_count() or 1,
+                what=type(self).__name__,
+            )
+            try:
+                super().__init__(path, "eager")
+                break
+            except IntegrityError:
+                if not cached or attempt == 2:
+                    raise
+                discard(path)
         if private_entry(path):  # a stream's entry: its data is in RAM now, the files go
             weakref.finalize(self, shutil.rmtree, path.parent, True)
         seconds = time.perf_counter() - started

@@ -35,8 +35,10 @@ class ShardWriter:
         block_bytes: int = BLOCK_BYTES,
         first_shard: int = 0,
         prefix: str = "",
+        *,
+        durable: bool = True,
     ) -> None:
-        self.directory = directory
+        self.directory, self.durable = directory, durable
         self.fields = tuple(fields)
         self.shard_bytes, self.block_bytes = shard_bytes, block_bytes
         self.next_shard, self.prefix = first_shard, prefix
@@ -98,7 +100,7 @@ class ShardWriter:
         return taken
 
     def flush(self) -> ShardSpec | None:
-        """Write what has gathered as the next shard (nothing if empty), fsynced."""
+        """Write what has gathered as the next shard (nothing if empty), fsynced if durable."""
         count = self._count
         if count == 0:
             return None
@@ -107,7 +109,7 @@ class ShardWriter:
             names=[f.name for f in self.fields],
         )
         path = self.directory / f"{self.prefix}{self.next_shard:05d}{SHARD_SUFFIX}"
-        _write_batch(path, batch)
+        _write_batch(path, batch, self.durable)
         del batch  # it views the column buffers, which the next shard reuses
         self.next_shard += 1
         for column in self._columns.values():
@@ -154,12 +156,13 @@ def _span(buffer: pa.Buffer | None, base: int, length: int) -> BufferSpan:
     return BufferSpan(offset=buffer.address - base, length=length)
 
 
-def _write_batch(path: Path, batch: pa.RecordBatch) -> None:
+def _write_batch(path: Path, batch: pa.RecordBatch, durable: bool = True) -> None:
     """Write through Arrow's own file (no Python file object: the GIL is free meanwhile and
-    nothing is copied through Python), then fsync."""
+    nothing is copied through Python), then fsync (unless not ``durable``)."""
     with pa.OSFile(str(path), "wb") as handle, pa.ipc.new_file(handle, batch.schema) as writer:
         writer.write_batch(batch)
-    fsync_path(path)
+    if durable:
+        fsync_path(path)
 
 
 _MISSING = object()

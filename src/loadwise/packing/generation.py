@@ -31,14 +31,16 @@ def generation_of(manifest: Manifest) -> str:
     return xxhash.xxh3_64_hexdigest(json.dumps(content, sort_keys=True).encode())[:8]
 
 
-def stamp_generation(folder: Path, manifest: Manifest) -> Manifest:
+def stamp_generation(folder: Path, manifest: Manifest, durable: bool = True) -> Manifest:
     """Rename the shards in ``folder`` to ``<generation>-<name>`` (before the manifest is
-    written, so nothing lists the old names) and return the manifest saying so."""
+    written, so nothing lists the old names; fsynced if ``durable``) and return the manifest
+    saying so."""
     generation = generation_of(manifest)
     shards = []
     for shard in manifest.shards:
         name = f"{generation}-{shard.name}"
         os.rename(folder / shard.name, folder / name)
         shards.append(replace(shard, name=name))
-    fsync_path(folder)
+    if durable:
+        fsync_path(folder)
     return replace(manifest, shards=tuple(shards), generation=generation)

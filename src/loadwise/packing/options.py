@@ -31,14 +31,16 @@ class ShardLayout:
 
 @dataclass(frozen=True)
 class PackPlan:
-    """Everything the shards depend on besides the source (and ``workers``, which does not
-    change a byte): the schema given, media decoding, the layout, the error policy."""
+    """Everything the shards depend on besides the source (and ``workers`` and ``durable``,
+    which do not change a byte): the schema given, media decoding, the layout, the error
+    policy. ``durable=False`` skips every fsync (for rebuildable caches only: see ``pack``)."""
 
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     layout: ShardLayout = field(default_factory=ShardLayout)
     schema: tuple[FieldSpec, ...] = ()
     on_error: str = "raise"
     workers: int = 1
+    durable: bool = True
 
     def __post_init__(self) -> None:
         _at_least_one("workers", self.workers)
@@ -56,7 +58,8 @@ class PackPlan:
             )
 
     def key(self) -> dict[str, Any]:
-        """What must match for a resumed pack to continue a killed one (not ``workers``)."""
+        """What must match for a resumed pack to continue a killed one (not ``workers`` nor
+        ``durable``)."""
         return {
             "decode": _plain(self.decode),
             "layout": _plain(self.layout),
@@ -83,7 +86,7 @@ def with_legacy(
     if unknown:
         raise ConfigError(
             f"`pack` got unknown argument(s) {unknown}; valid: decode, layout, schema, "
-            f"workers, on_error, overwrite, resume, progress, engine, and the older "
+            f"workers, on_error, overwrite, resume, progress, engine, durable, and the older "
             f"{', '.join(LEGACY_OPTIONS)}."
         )
     image = {LEGACY_OPTIONS[k][1]: v for k, v in given.items() if LEGACY_OPTIONS[k][0] == "image"}

@@ -68,6 +68,7 @@ def pack(
     resume: bool = False,
     progress: bool = True,
     engine: str = "local",
+    durable: bool = True,
     storage_options: Mapping[str, Any] | None = None,
     **older: Any,
 ) -> PackReport:
@@ -89,6 +90,10 @@ def pack(
     ``dest`` may be a URL (``s3://bucket/prefix``; ``storage_options`` go to fsspec): the
     pack is written in a local staging folder, then its shards are uploaded and the manifest
     last, so no reader sees a partial dataset. ``engine="ray"`` prepares and writes on Ray.
+    ``durable=False`` skips every fsync (shards, progress, manifest, the publishing rename):
+    only for data that can be rebuilt, such as a cache. A crash still never leaves a folder
+    at ``dest`` that opens (the rename is last); only a power loss may leave a published
+    pack with lost bytes, which its checksums then refuse as an ``IntegrityError``.
     """
     decoded, shards = with_legacy(decode or DecodeOptions(), layout or ShardLayout(), older)
     run = _engine(engine)
@@ -96,7 +101,7 @@ def pack(
     given = tuple(schema or ())  # the source's declared kinds, unless `schema` names them
     named = {spec.name for spec in given}
     declared = tuple(spec for spec in declared_schema(src) if spec.name not in named)
-    plan = PackPlan(decoded, shards, declared + given, on_error, workers)
+    plan = PackPlan(decoded, shards, declared + given, on_error, workers, durable)
     url = str(dest).rstrip("/") if is_url(str(dest)) else None
     if url is not None:  # packed in a local staging folder, then uploaded
         from loadwise.stores.upload import check_remote_dest, upload
@@ -116,10 +121,10 @@ def pack(
     try:
         parts = run(src, staging, plan, done or PackProgress(key), progress)
         manifest = assemble_manifest(parts, _with_rules(described, plan), _name(described, src))
-        manifest = stamp_generation(staging, manifest)
-        _write_manifest(staging, manifest)
+        manifest = stamp_generation(staging, manifest, durable)
+        _write_manifest(staging, manifest, durable)
         if url is None:
-            publish(staging, dest, overwrite)
+            publish(staging, dest, overwrite, durable)
         else:
             upload(staging, url, storage_options or {}, overwrite)
             shutil.rmtree(staging, ignore_errors=True)
@@ -147,11 +152,12 @@ def _engine(name: str) -> Engine:
     return ENGINES[name]
 
 
-def _write_manifest(staging: Path, manifest: Manifest) -> None:
-    """The manifest last, durably; the progress file goes."""
-    write_durably(staging / MANIFEST_NAME, manifest_to_json(manifest).encode())
+def _write_manifest(staging: Path, manifest: Manifest, durable: bool) -> None:
+    """The manifest last (durably if ``durable``); the progress file goes."""
+    write_durably(staging / MANIFEST_NAME, manifest_to_json(manifest).encode(), durable)
     (staging / PROGRESS_NAME).unlink(missing_ok=True)
-    fsync_path(staging)
+    if durable:
+        fsync_path(staging)
 
 
 def _key(described: dict[str, Any], plan: PackPlan, resume: bool) -> str:

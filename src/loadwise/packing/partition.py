@@ -104,7 +104,13 @@ class _Shards:
     def _writer(self, fields: tuple[FieldSpec, ...], first_shard: int = 0) -> ShardWriter:
         layout = self.plan.layout
         return ShardWriter(
-            self.folder, fields, layout.shard_bytes, layout.block_bytes, first_shard, self.prefix
+            self.folder,
+            fields,
+            layout.shard_bytes,
+            layout.block_bytes,
+            first_shard,
+            self.prefix,
+            durable=self.plan.durable,
         )
 
     def add(self, piece: Piece) -> int:
@@ -182,7 +188,7 @@ class _Shards:
     def _finished(self, shard: ShardSpec | None) -> None:
         if shard is not None:
             self.done.shards.append(shard)
-            self.done.save(self.folder)
+            self.done.save(self.folder, self.plan.durable)
 
     def finish(self) -> PartitionResult:
         """Write the last shard; the partition's shards, fields and skips."""

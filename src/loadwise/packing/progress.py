@@ -40,8 +40,8 @@ class PackProgress:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    def save(self, staging: Path) -> None:
-        """Replace ``progress.json`` atomically and durably."""
+    def save(self, staging: Path, durable: bool = True) -> None:
+        """Replace ``progress.json`` atomically (and durably, unless ``durable`` is False)."""
         body = {
             "key": self.key,
             "fields": [f.to_dict() for f in self.fields],
@@ -52,8 +52,9 @@ class PackProgress:
         tmp = staging / f".{PROGRESS_NAME}.tmp"
         with open(tmp, "w") as handle:
             json.dump(body, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, staging / PROGRESS_NAME)
 
     def _shard_json(self, shard: ShardSpec) -> dict[str, Any]:

@@ -80,14 +80,16 @@ def _new_staging(dest: Path, mkdir: bool = True) -> Path:
     return staging
 
 
-def publish(staging: Path, dest: Path, overwrite: bool) -> None:
-    """Swap the finished folder into place; an old dataset is removed only after.
+def publish(staging: Path, dest: Path, overwrite: bool, durable: bool = True) -> None:
+    """Swap the finished folder into place; an old dataset is removed only after (the
+    rename made durable unless not ``durable``).
 
     Without ``overwrite`` a dataset that another process published meanwhile is kept:
     ``rename`` refuses to replace a non-empty folder, and that becomes a ``PackError``.
     """
+    sync = fsync_path if durable else _no_sync
     if overwrite and dest.exists() and _exchange(staging, dest):
-        fsync_path(dest.parent)
+        sync(dest.parent)
         shutil.rmtree(staging, ignore_errors=True)  # now the old dataset
         return
     old = dest.parent / f".{dest.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -100,15 +102,20 @@ def publish(staging: Path, dest: Path, overwrite: bool) -> None:
             f"destination `{dest}` appeared while packing ({exc.strerror}); another process "
             f"wrote it. Pass overwrite=True to replace it."
         ) from exc
-    fsync_path(dest.parent)
+    sync(dest.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_durably(path: Path, data: bytes) -> None:
+def write_durably(path: Path, data: bytes, durable: bool = True) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _no_sync(path: Path) -> None:
+    """``fsync_path``'s stand-in for packs that trade durability for speed."""
 
 
 _RENAME_EXCHANGE = 2

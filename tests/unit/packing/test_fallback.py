@@ -88,10 +88,10 @@ def test_progress_saved_mid_catch_up_counts_only_what_the_shards_hold(
     saves: list[tuple[int, int, list[str]]] = []
     original = PackProgress.save
 
-    def spy(self: PackProgress, staging: Path) -> None:
+    def spy(self: PackProgress, staging: Path, durable: bool = True) -> None:
         stored = sum(shard.num_samples for shard in self.shards)
         saves.append((self.items_done, stored, [s.item for s in self.skipped]))
-        original(self, staging)
+        original(self, staging, durable)
 
     monkeypatch.setattr(PackProgress, "save", spy)
     _pack(tmp_path / "fb", shard_bytes=1_000)  # three samples a shard: one ends at p2

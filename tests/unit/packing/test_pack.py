@@ -63,6 +63,35 @@ def test_parallel_pack_writes_identical_shards(omniglot_tree: Path, tmp_path: Pa
     assert sums[0] == sums[1] and one.num_samples == two.num_samples == 60
 
 
+def test_a_pack_that_need_not_be_durable_makes_no_fsync_and_the_same_shards(
+    omniglot_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    durable = loadwise.pack(omniglot_tree, tmp_path / "one", shard_bytes=40_000, progress=False)
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    cache = loadwise.pack(
+        omniglot_tree, tmp_path / "two", shard_bytes=40_000, durable=False, progress=False
+    )
+    assert synced == []
+    sums = [[s.xxh3_64 for s in read_manifest(r.path).shards] for r in (durable, cache)]
+    assert sums[0] == sums[1] and len(sums[0]) > 1
+
+
+def test_a_failed_pack_that_need_not_be_durable_leaves_nothing_that_opens(
+    tmp_path: Path,
+) -> None:
+    def records():
+        for i in range(50):
+            if i == 30:
+                raise RuntimeError("source died")
+            yield {"x": np.full(100, i, np.uint8)}
+
+    source = loadwise.sources.IterableSource(records(), length=50)
+    with pytest.raises(RuntimeError, match="source died"):
+        loadwise.pack(source, tmp_path / "d", shard_bytes=500, durable=False, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_destination_exists_needs_overwrite(class_tree: Path, tmp_path: Path) -> None:
     dest = tmp_path / "d"
     loadwise.pack(class_tree, dest, progress=False)

@@ -84,9 +84,9 @@ class StringField(BytesField):
     def read_batch(
         self, reader: BufferReader, indices: np.ndarray, options: ReadOptions
     ) -> dict[str, Any]:
-        raw = byte_values(reader.segments(self, indices), len(indices))
-        try:
-            return {self.name: [value.decode("utf-8") for value in raw]}
+        raw = byte_views(reader.segments(self, indices), len(indices))
+        try:  # decoded straight from the stored bytes: no bytes copy per sample first
+            return {self.name: [str(value, "utf-8") for value in raw]}
         except UnicodeDecodeError as exc:  # pack stored UTF-8: the layout read is not its own
             raise IntegrityError(
                 f"field `{self.name}`: stored text is not UTF-8 ({exc.reason}), so the "
