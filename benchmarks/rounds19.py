@@ -75,9 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.rounds19", description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("/tmp/loadwise-bench-full"))
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", default="", help="run the pairs whose name contains this")
     args = parser.parse_args(argv)
     out: dict[str, Any] = {}
     for name, (top, bottom) in PAIRS.items():
+        if args.only not in name:
+            continue
         a, b = epochs(args.data, *top), epochs(args.data, *bottom)
         ratios = []
         for r in range(args.rounds):
