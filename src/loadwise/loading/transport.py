@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import secrets
 import threading
+import time
 import weakref
 from typing import Any, NamedTuple
 
@@ -40,10 +41,14 @@ SLOT_BYTES = 1 << 30
 HEADER = 4096
 ALIGN = 64
 FREE, WRITTEN, HELD = 0, 1, 2
-#: Slots beyond the prefetch depth: the batch the consumer holds (consecutive batches come
-#: from different workers, so the one before it is in another ring); fewer spares keep
-#: memory at the batches in flight, more only spare the rare fallback to torch's way.
-SPARE_SLOTS = 1
+#: Slots beyond the prefetch depth (``prefetch_factor`` a worker). None: a worker that
+#: finds every slot in use (the consumer still holds the batch before, as at an epoch's
+#: start, when the last batch of the epoch before is still referenced) waits up to
+#: ``WAIT_SECONDS`` for one, then sends that batch torch's way. A spare slot per worker would
+#: spare that wait but hold one more batch for the loader's life (a third more memory of
+#: 256x256 JPEG batches with 2 workers, measured: 75 -> 50 MB over the idle tree).
+SPARE_SLOTS = 0
+WAIT_SECONDS = 0.05
 
 _LIVE: weakref.WeakValueDictionary[str, Rings] = weakref.WeakValueDictionary()
 
@@ -116,6 +121,10 @@ class Rings:
         ring = self.rings[info.id]
         ring.claim()
         slot = ring.take()
+        deadline = time.monotonic() + WAIT_SECONDS
+        while slot is None and time.monotonic() < deadline:
+            time.sleep(0.0005)  # the consumer is about to drop a batch of this ring
+            slot = ring.take()
         return None if slot is None else SlotWriter(self.token, info.id, ring, slot)
 
     def __reduce__(self) -> Any:
