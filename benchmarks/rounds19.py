@@ -35,8 +35,15 @@ PAIRS = {  # name: (pack, mode, workers) for the numerator, then the denominator
         ("lw-encoded", "cached", 0), ("lw-photos256", "eager", 0)),
     "lazy warm / numpy.memmap gather, 224x224 photos": (
         ("lw-photos", "lazy", 0), ("photos.npy", "memmap", 0)),
+    "eager w0 loader / get_batch, 224x224 photos": (
+        ("lw-photos", "eager", 0), ("lw-photos", "get_batch", 0)),
+    "eager w0 loader / numpy gather in RAM, 224x224 photos": (
+        ("lw-photos", "eager", 0), ("photos.npy", "numpy", 0)),
 }  # fmt: skip
 
+
+#: Each side of a round runs whole epochs for at least this long.
+MIN_SECONDS = 1.0
 
 #: name: (a contender of the benchmark, the peers it is held against)
 VERSUS = {
@@ -81,37 +88,48 @@ def versus(data: Path, ours: str, peers: tuple[str, ...], rounds: int) -> list[f
 
 def epochs(data: Path, pack: str, mode: str, workers: int) -> Callable[[], float]:
     """One epoch of a loader per call, as samples/s (its first epoch is run here); mode
-    ``memmap``: the limit, one fancy-index gather per batch from ``numpy.load(mmap_mode)``."""
+    ``memmap`` / ``numpy``: the limit, one fancy-index gather per batch from
+    ``numpy.load(mmap_mode)`` or from RAM; ``get_batch``: the dataset's own call per batch."""
     run: Any
-    if mode == "memmap":
-        images = np.load(data / pack, mmap_mode="r")
+    if mode in ("memmap", "numpy"):
+        images = np.load(data / pack, mmap_mode="r" if mode == "memmap" else None)
         labels = np.load(data / "photos-labels.npy")
-        run = _MemmapEpochs(images, labels)
+        run = _GatherEpochs(
+            lambda idx: {
+                "image": torch.from_numpy(images[idx]),
+                "label": torch.from_numpy(labels[idx]),
+            },
+            len(images),
+        )
+    elif mode == "get_batch":  # the loader's work without the loader: one call a batch
+        ds = loadwise.open(data / pack, "eager", fields=["image", "label"])
+        run = _GatherEpochs(ds.get_batch, len(ds))
     else:
         ds = loadwise.open(data / pack, mode, fields=["image", "label"])
         run = loadwise.loader(ds, 64, seed=0, num_workers=workers)
 
     def one() -> float:
+        """Whole epochs for at least ``MIN_SECONDS`` (an in-RAM epoch takes ~30 ms here)."""
         started, count = time.perf_counter(), 0
-        for batch in run:
-            count += len(batch["label"])
+        while count == 0 or time.perf_counter() - started < MIN_SECONDS:
+            for batch in run:
+                count += len(batch["label"])
         return count / (time.perf_counter() - started)
 
     one()  # start workers, fill caches, warm the page cache
     return one
 
 
-class _MemmapEpochs:
-    """The shared seeded order, each batch one gather from the memmap (no DataLoader)."""
+class _GatherEpochs:
+    """The shared seeded order, each batch one call of ``gather`` (no DataLoader)."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
-        self.images, self.labels, self.epoch = images, labels, 0
+    def __init__(self, gather: Callable[[np.ndarray], Any], n: int) -> None:
+        self.gather, self.n, self.epoch = gather, n, 0
 
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+    def __iter__(self) -> Iterator[Any]:
         self.epoch += 1
-        for idx in batches(epoch_order(len(self.images), 0, self.epoch), 64):
-            yield {"image": torch.from_numpy(self.images[idx]),
-                   "label": torch.from_numpy(self.labels[idx])}  # fmt: skip
+        for idx in batches(epoch_order(self.n, 0, self.epoch), 64):
+            yield self.gather(idx)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,10 @@ BUDGET_SECONDS = 0.004
 BUDGET_BYTES = 8 << 20
 #: Most batches per chunk.
 MAX_BATCHES = 32
+#: Batches larger than this go one per item: the hand-off is small beside what the
+#: consumer spends on them, and a ring whose chunks grew as a source got faster (cached
+#: mode's later epochs) would hold more memory epoch after epoch.
+SMALL_BYTES = 1 << 20
 
 
 class Chunk:
@@ -60,20 +64,22 @@ class ChunkSampler(Sampler[Chunk]):
         self.seconds: float | None = None  # a batch's work in a worker (smoothed)
         self.nbytes: float | None = None  # a batch's bytes in its slot (smoothed)
         self.starts: list[int] = []  # each chunk's first batch number in this epoch
+        self.handed = 0  # batches handed out in this epoch
 
     def __iter__(self) -> Iterator[Chunk]:
-        self.starts = []
-        made, pending = 0, []
+        self.starts, self.handed, pending = [], 0, []
         for indices in self.inner:
             pending.append(indices)
             if len(pending) >= self.size:
-                self.starts.append(made)
-                made += len(pending)
-                yield Chunk(pending)
+                yield self._handed(pending)
                 pending = []
         if pending:
-            self.starts.append(made)
-            yield Chunk(pending)
+            yield self._handed(pending)
+
+    def _handed(self, batches: list[np.ndarray]) -> Chunk:
+        self.starts.append(self.handed)
+        self.handed += len(batches)
+        return Chunk(batches)
 
     def __len__(self) -> int:
         """Batches, not chunks: the number of chunks depends on what workers report."""
@@ -87,14 +93,15 @@ class ChunkSampler(Sampler[Chunk]):
         by_time = BUDGET_SECONDS / max(self.seconds, 1e-6)
         by_bytes = BUDGET_BYTES / max(self.nbytes, 1.0)
         self.size = int(max(1, min(by_time, by_bytes, MAX_BATCHES)))
+        if self.nbytes > SMALL_BYTES:
+            self.size = 1
 
     def batches_of(self, task: int) -> range:
         """The batch numbers (of ``inner.current``) DataLoader item ``task`` holds."""
         starts = self.starts
         if not 0 <= task < len(starts):
             return range(0)
-        end = starts[task + 1] if task + 1 < len(starts) else len(self.inner.current)
-        return range(starts[task], end)
+        return range(starts[task], starts[task + 1] if task + 1 < len(starts) else self.handed)
 
 
 def unrolled(items: Iterator[Any], observe: Callable[[float, int, int], None]) -> Iterator[Any]:

@@ -30,6 +30,9 @@ def test_chunks_are_the_batches_in_order_and_name_them() -> None:
     assert [b.tolist() for b in flat] == [b.tolist() for b in inner.current]
     assert list(chunks.batches_of(1)) == [3, 4, 5] and list(chunks.batches_of(4)) == [12]
     assert list(chunks.batches_of(9)) == [] and len(chunks) == 13
+    handing = iter(chunks)  # the DataLoader takes chunks as workers have room
+    next(handing), next(handing)
+    assert list(chunks.batches_of(1)) == [3, 4, 5]  # the last handed out, not the epoch's rest
 
 
 def test_chunk_size_follows_time_and_bytes() -> None:
@@ -37,9 +40,12 @@ def test_chunk_size_follows_time_and_bytes() -> None:
     chunks.observe(0.0001 * 8, 1000 * 8, 8)  # 0.1 ms a batch: 40 of them fill 4 ms
     assert chunks.size == MAX_BATCHES
     chunks = ChunkSampler(_sampler())
-    chunks.observe(0.0001, BUDGET_BYTES // 3, 1)  # big batches: three to a chunk
-    assert chunks.size == 3
+    chunks.observe(0.0001, BUDGET_BYTES // 8, 1)  # 1 MB batches: eight to a chunk
+    assert chunks.size == 8
     chunks.observe(0.5, 10, 1)  # slow ones: one per item
+    assert chunks.size == 1
+    chunks = ChunkSampler(_sampler())
+    chunks.observe(0.0001, 2 << 20, 1)  # fast but large: one per item
     assert chunks.size == 1
 
 
@@ -91,7 +97,7 @@ def test_a_dead_workers_chunks_are_named_by_their_batches(known: bool) -> None:
 
     batches = [np.arange(i * 4, i * 4 + 4) for i in range(6)]
     chunks = ChunkSampler(_sampler(24))
-    chunks.starts, chunks.inner.current = [0, 2, 4], batches
+    chunks.starts, chunks.handed, chunks.inner.current = [0, 2, 4], 6, batches
     numbers = chunks.batches_of if known else None
     exc = RuntimeError("DataLoader worker (pid 22) is killed by signal: Killed. ")
     error = worker_failure(exc, Iterator(), batches, 0, 8, numbers)
