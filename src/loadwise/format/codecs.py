@@ -2,10 +2,12 @@
 
 Pillow decodes everything; full-size JPEG decodes go to simplejpeg (about 1.8x faster here
 with the same pixels: both are libjpeg-turbo with the same IDCT and upsampling), and plain
-8-bit gray or RGB PNGs to pyspng (libspng: lossless, so the same pixels; 6-9x Pillow on
-105x105 drawings). Both are small wheels installed with loadwise; without them Pillow does
-it. With a target ``size`` Pillow's ``draft`` decodes at a reduced DCT scale instead, so
-packed bytes do not depend on which decoder is installed.
+8-bit gray or RGB PNGs to libspng (lossless, so the same pixels; 6-9x Pillow on 105x105
+drawings), called through ctypes from pyspng's wheel (``spng.py``: without the GIL, CRCs
+and the zlib stream checked, straight into the batch buffer). Both are small wheels
+installed with loadwise; without them Pillow does it. With a target ``size`` Pillow's
+``draft`` decodes at a reduced DCT scale instead, so packed bytes do not depend on which
+decoder is installed.
 Decoding is strict: truncated files, decompression bombs and unknown formats raise
 ``SourceError`` naming the item, so ``pack`` can raise or skip by its ``on_error`` policy.
 
@@ -21,8 +23,8 @@ from __future__ import annotations
 
 import functools
 import io
+import struct
 import warnings
-import zlib
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
@@ -30,7 +32,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from loadwise.errors import ConfigError, SourceError
-from loadwise.format import deep, exif
+from loadwise.format import deep, exif, spng
 from loadwise.gather.threads import Threads
 
 IMAGE_MODES = ("L", "RGB")
@@ -64,8 +66,10 @@ def decode_image(
         if decoded is not None:
             return decoded
     head = _png_header(data) if size is None else None
-    if head is not None and _png_plain(head, mode) and _png_intact(data):
-        return _decode_png(data, name)
+    if head is not None and _png_plain(head, mode):
+        decoded = _decode_png(data, head)
+        if decoded is not None:
+            return decoded
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -174,80 +178,40 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PNG_PLAIN = {0: "L", 2: "RGB"}
 
 
-@functools.cache
-def _pyspng() -> ModuleType | None:
-    """pyspng (libspng, a 0.4 MB wheel: 6-9x Pillow on small PNGs here), else None."""
-    try:
-        import pyspng
-    except ImportError:
-        return None
-    return pyspng
-
-
 def _png_header(data: Encoded) -> tuple[int, int, str | None] | None:
     """Height, width and the mode a plain 8-bit gray/RGB PNG decodes to (None: another
-    kind, for Pillow), from its IHDR; None if not a PNG or pyspng is missing."""
-    if len(data) < 33 or bytes(data[:8]) != _PNG_MAGIC or bytes(data[12:16]) != b"IHDR":
+    kind, for Pillow), from its IHDR; None if not a PNG or libspng is missing."""
+    if len(data) < 33 or data[:8] != _PNG_MAGIC or data[12:16] != b"IHDR":
         return None
-    if _pyspng() is None:
+    if spng.library() is None:
         return None
-    width = int.from_bytes(data[16:20], "big")
-    height = int.from_bytes(data[20:24], "big")
-    depth, colour = data[24], data[25]
-    plain = _PNG_PLAIN.get(colour) if depth == 8 and b"eXIf" not in data else None
+    width, height, depth, colour = struct.unpack_from(">IIBB", data, 16)
+    plain = _PNG_PLAIN.get(colour) if depth == 8 else None
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and height * width > limit:
         plain = None  # Pillow names the bomb
     return height, width, plain
 
 
-def _png_intact(data: Encoded) -> bool:
-    """Every chunk's CRC right, IEND reached, the image data a whole zlib stream: libspng
-    decodes damaged files silently (zeros where bytes are broken), Pillow refuses them, and
-    so must we (such a file goes to Pillow, which names the damage)."""
-    raw = bytes(data)
-    at, stream = 8, zlib.decompressobj()
-    while at + 12 <= len(raw):
-        length = int.from_bytes(raw[at : at + 4], "big")
-        end = at + 12 + length
-        if end > len(raw) or zlib.crc32(raw[at + 4 : end - 4]) != int.from_bytes(
-            raw[end - 4 : end], "big"
-        ):
-            return False
-        kind = raw[at + 4 : at + 8]
-        if kind == b"IDAT":
-            try:
-                stream.decompress(raw[at + 8 : end - 4], 1)  # checks the stream, keeps little
-                while stream.unconsumed_tail:
-                    stream.decompress(stream.unconsumed_tail, 1 << 16)
-            except zlib.error:
-                return False
-        elif kind == b"IEND":
-            return stream.eof
-        at = end
-    return False
-
-
 def _png_plain(head: tuple[int, int, str | None], mode: str | None) -> bool:
     return head[2] is not None and (mode is None or mode == head[2])
 
 
-def _decode_png(data: Encoded, name: str) -> np.ndarray:
-    """A plain PNG (``_png_header``) as ``(C, H, W)`` through libspng."""
-    fast = _pyspng()
-    assert fast is not None  # _png_header said so
-    try:
-        array = fast.load(bytes(data))
-    except (RuntimeError, ValueError) as exc:
-        raise SourceError(f"cannot decode image `{name}`: {exc}") from exc
-    return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
+def _decode_png(data: Encoded, head: tuple[int, int, str | None]) -> np.ndarray | None:
+    """A plain PNG (``_png_header``) as ``(C, H, W)`` through libspng; None when libspng
+    refuses it (damage, EXIF): Pillow decodes it or names the damage."""
+    height, width, native = head
+    assert native is not None  # _png_plain said so
+    out = np.empty((height, width, 1 if native == "L" else 3), np.uint8)
+    if spng.decode_into(spng.library(), data, out, native) is not None:
+        return None
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
 
 
 def _decode_pngs(
     datas: Sequence[Encoded],
     first: tuple[int, int, str | None],
     mode: str | None,
-    names: list[str],
     allocate: Callable[[tuple[int, ...]], np.ndarray],
     threads: Threads | None,
 ) -> np.ndarray | None:
@@ -256,18 +220,12 @@ def _decode_pngs(
     if native is None or not _png_plain(first, mode):
         return None
     out = allocate((len(datas), height, width, 1 if native == "L" else 3))
-    fast = _pyspng()
-    assert fast is not None
+    lib = spng.library()
 
     def decode_rows(rows: range) -> None:
         for j in rows:
-            if _png_header(datas[j]) != first or not _png_intact(datas[j]):
-                raise _NotAlike  # one by one: Pillow names a damaged image
-            try:
-                pixels = fast.load(bytes(datas[j]))
-            except (RuntimeError, ValueError) as exc:
-                raise SourceError(f"cannot decode image `{names[j]}`: {exc}") from exc
-            out[j] = pixels.reshape(out.shape[1:])
+            if _png_header(datas[j]) != first or spng.decode_into(lib, datas[j], out[j], native):
+                raise _NotAlike  # one by one: Pillow decodes a refused image or names it
 
     return _all_rows(decode_rows, len(datas), threads, out)
 
@@ -289,7 +247,7 @@ def decode_batch(
     ``threads`` share the images out (simplejpeg releases the GIL: 1.9x with 2 threads here).
     """
     if datas and (png := _png_header(datas[0])) is not None:
-        return _decode_pngs(datas, png, mode, names, allocate, threads)
+        return _decode_pngs(datas, png, mode, allocate, threads)
     fast = _simplejpeg()
     first = _jpeg_header(fast, datas[0]) if fast is not None and datas else None
     if fast is None or first is None:

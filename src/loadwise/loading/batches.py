@@ -12,13 +12,15 @@ transform took wherever they ran; the loader unpacks it, so users get the batch 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from time import perf_counter
 from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset, default_collate
 
 from loadwise import stages
-from loadwise.loading.transport import Rings
+from loadwise.loading.chunks import Chunk, Made
+from loadwise.loading.transport import Rings, SlotWriter
 
 Collate = Callable[[Any], Any]
 Transform = Callable[[Any], Any]
@@ -58,12 +60,24 @@ class BatchView(_Finishing, Dataset):
         #: With workers: each worker's ring of shared batch slots (``transport.py``).
         self.rings: Rings | None = None
 
-    def __getitem__(self, indices: np.ndarray) -> Any:
+    def __getitem__(self, indices: np.ndarray | Chunk) -> Any:
         writer = self.rings.writer() if self.rings is not None else None
+        if isinstance(indices, Chunk):
+            return self._chunk(indices.batches, writer)
         if writer is None:
             return self._made(indices)
         with writer:  # outputs allocated in the slot, the rest copied in by ``ship``
             return writer.ship(self._made(indices))
+
+    def _chunk(self, batches: list[np.ndarray], writer: SlotWriter | None) -> Any:
+        """A chunk's batches one after another, into one slot (``chunks.py``)."""
+        if writer is None:
+            return Made(self._made(indices) for indices in batches)
+        with writer:
+            started = perf_counter()
+            made = [self._made(indices) for indices in batches]
+            out = writer.ship(made, len(made), perf_counter() - started)
+        return Made(out) if type(out) is list else out
 
     def _made(self, indices: np.ndarray) -> Any:
         self._start()

@@ -21,13 +21,14 @@ from loadwise.access.budget import eager_budget
 from loadwise.errors import ConfigError, ModeError, ResumeError
 from loadwise.loading.batches import BatchView, CollateThen, made_here
 from loadwise.loading.bucketing import bucketed_order, check_group, with_group
+from loadwise.loading.chunks import ChunkSampler, unrolled
 from loadwise.loading.config import DataLoaderConfig
 from loadwise.loading.cuts import WithBatchContext, cut_for
 from loadwise.loading.deliver import on_device, unpacked
 from loadwise.loading.faults import DeferredWorkerDeath, worker_failure
 from loadwise.loading.sampler import EpochBatchSampler, ListBatches, OrderFn
 from loadwise.loading.state import LoaderState, resume_point
-from loadwise.loading.transport import opened, rings_for
+from loadwise.loading.transport import rings_for
 from loadwise.monitoring.loop import Monitor
 from loadwise.monitoring.stats import EpochSummary
 from loadwise.sampling.order import epoch_order
@@ -35,6 +36,10 @@ from loadwise.sampling.ranks import distributed_rank
 from loadwise.torch_private import forget_iterator, live_iterator, shutdown_workers
 
 log = logging.getLogger("loadwise")
+
+
+def _ignore(*_: Any) -> None:
+    """Reports nobody listens to."""
 
 
 def _whole_batch(batch: Any) -> Any:
@@ -62,6 +67,7 @@ class Loader:
         self.monitor = Monitor() if config.enable_monitoring or config.log_loading_stats else None
         self.sampler = self._sampler()
         self.view: BatchView  # what makes each batch (in workers, or here with 0 workers)
+        self.chunks: ChunkSampler | None = None  # with worker rings: batches per item
         self.dataloader = self._dataloader()
 
     def set_epoch(self, epoch: int) -> None:
@@ -186,7 +192,7 @@ class Loader:
                 if iterator is None:
                     workers = iter(self.dataloader)
                     self._torch_iter = weakref.ref(workers)
-                    iterator = self._counted(workers, sampler)
+                    iterator = self._counted(self._unrolled(workers), sampler)
                     DeferredWorkerDeath.install()
                 if (died := DeferredWorkerDeath.take()) is not None:
                     raise died
@@ -205,7 +211,8 @@ class Loader:
         """Re-raise ``exc`` as a ``WorkerError`` if it is a worker's death, after stopping the
         DataLoader's other workers (torch would keep checking the dead one at every SIGCHLD)."""
         known = sampler.current if sampler is not None else []
-        failure = worker_failure(exc, workers, known, self.epoch, self._position)
+        numbers = self.chunks.batches_of if self.chunks is not None else None
+        failure = worker_failure(exc, workers, known, self.epoch, self._position, numbers)
         if failure is None:
             raise exc
         if shutdown_workers(workers):
@@ -222,6 +229,13 @@ class Loader:
         for delivered, batch in enumerate(batches, start=1):
             self._position = position_after(delivered)
             yield batch
+
+    def _unrolled(self, items: Iterator[Any]) -> Iterator[Any]:
+        """Worker items as batches: slots opened, chunks unrolled (before they are counted)."""
+        if self.view.rings is None:
+            return items
+        chunks = self.chunks
+        return unrolled(items, chunks.observe if chunks is not None else _ignore)
 
     def _is_direct(self) -> bool:
         """Whole batches in this process with nothing to pin: the DataLoader would only add
@@ -299,7 +313,10 @@ class Loader:
         self.view = BatchView(fetched, cfg.collate_fn, transform, timed)
         if _batched(self.dataset, cfg):
             self.view.rings = rings_for(cfg.num_workers, cfg.prefetch_factor, common["pin_memory"])
-            return DataLoader(self.view, batch_size=None, sampler=self.sampler,
+            sampler: Any = self.sampler
+            if self.view.rings is not None and isinstance(sampler, EpochBatchSampler):
+                sampler = self.chunks = ChunkSampler(sampler)  # consecutive batches per item
+            return DataLoader(self.view, batch_size=None, sampler=sampler,
                               collate_fn=_whole_batch, **common)  # fmt: skip
         collate = cfg.collate_fn
         if transform is not None or timed:
@@ -318,8 +335,6 @@ class Loader:
     def _shipped(self, items: Iterator[Any]) -> Iterator[Any]:
         """Batches as users get them: stage times taken off (monitored), on the device."""
         cfg, monitor = self.config, self.monitor
-        if self.view.rings is not None:
-            items = opened(items)  # batches from the workers' shared slots
         add = monitor.stages.add if monitor is not None else None
         batches = unpacked(items, add) if add is not None else items
         if cfg.device is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,11 +28,13 @@ def worker_failure(
     batches: Sequence[np.ndarray],
     epoch: int,
     position: int,
+    numbers: Callable[[int], Sequence[int]] | None = None,
 ) -> WorkerError | None:
     """A ``WorkerError`` for torch's worker failure ``exc``, or None if it is something else.
 
     torch says "worker ... exited/killed" or "timed out" (RuntimeError); a worker dying
     mid-message can also surface as a broken connection (ConnectionError, EOFError).
+    ``numbers``: the batch numbers DataLoader item ``k`` holds, when items are chunks.
     """
     text = str(exc)
     died = _DIED.search(text) if isinstance(exc, RuntimeError) else None
@@ -48,6 +50,8 @@ def worker_failure(
         pids = [w.pid for w in procs if broken and not w.is_alive()]
     ids = [workers.index(p) for p in pids if p in workers]
     pending = _pending(iterator, ids)
+    if numbers is not None:
+        pending = [n for task in pending for n in numbers(task)]
     who = (
         ", ".join(f"worker {i} (pid {workers[i]})" for i in ids)
         if ids
