@@ -46,7 +46,8 @@ def read_ahead(
                     seen.add(number)
                     pending.append(scanned)
                     first = {names[n] for j in range(i, scanned) for n in uses.get(j, ())}
-                    pool.submit(_fetch, store, names[number], first)
+                    if not store.start_fetch(names[number], first):
+                        pool.submit(_fetch, store, names[number], first)
             scanned += 1
         uses.pop(i, None)
         yield batch
