@@ -80,7 +80,7 @@ def test_a_batch_that_fails_lets_its_pins_go(arrays_url: str, s3: S3, cache: Pat
 def test_read_ahead_runs_in_a_helper_and_reading_survives_its_death(
     arrays_url: str, s3: S3, cache: Path
 ) -> None:
-    data = _open(arrays_url, s3, cache, prefetch=4)
+    data = _open(arrays_url, s3, cache, prefetch=4, helper=True)
     seen = []
     for number, batch in enumerate(loadwise.loader(data, 16, seed=5, num_workers=0)):
         helper = data.store._here().helper  # type: ignore[attr-defined]
