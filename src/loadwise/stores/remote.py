@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import mmap
 import os
 import threading
 import time
@@ -33,9 +32,10 @@ import xxhash
 
 from loadwise.cache_dir import cache_dir as loadwise_cache_dir
 from loadwise.errors import ConfigError, FormatError, IntegrityError, LoadwiseError
-from loadwise.errors import MissingExtraError as _MissingExtra
 from loadwise.stores.base import MANIFEST_NAME, ShardFile
-from loadwise.stores.cache import ShardCache, unpin
+from loadwise.stores.cache import ShardCache
+from loadwise.stores.filesystem import _filesystem, _short
+from loadwise.stores.pinned import RemoteShardFile, _Janitor, _process
 
 log = logging.getLogger(__name__)
 
@@ -448,195 +448,6 @@ class _Local:
     def drop(self, file: RemoteShardFile) -> None:
         with self.lock:
             self.files.discard(file)
-
-
-#: Seconds an idle process keeps the copies its last batch read pinned.
-HOLD = 0.2
-
-
-class _Janitor(threading.Thread):
-    """Unpins the copies a process holds once it has started no batch for ``HOLD`` seconds
-    (a worker waiting for its queue to drain must not keep copies another one needs
-    evicted); ends with the store or the process."""
-
-    def __init__(self, store: RemoteStore, local: _Local) -> None:
-        super().__init__(name="loadwise-unpin", daemon=True)
-        self._store, self._local = weakref.ref(store), weakref.ref(local)
-        self.start()
-
-    def run(self) -> None:
-        while True:
-            time.sleep(HOLD / 2)
-            local = self._local()
-            if local is None or self._store() is None or local.pid != _process():
-                return
-            if not local.busy and time.monotonic() - local.since >= HOLD:
-                for file in local.held():
-                    file.release()
-            del local
-
-
-class RemoteShardFile(ShardFile):
-    """A shard of a remote store as a ``ShardFile`` over its cached copy: fetched, pinned and
-    mapped at first read, read from the mapping (no system call, no lock: reads cost what a
-    memory copy costs), unpinned when the store lets it go (``release``), pinned again (or
-    fetched again) at the next read. A read that holds the old mapping when it is let go
-    still reads the right bytes: the mapping keeps the file's content until it ends."""
-
-    def __init__(self, store: RemoteStore, spec: Any) -> None:
-        super().__init__(-1, spec.name, spec.num_bytes, store.location)
-        self._fd = None
-        self._store, self._spec, self._closed = store, spec, False
-        self._pid = _process()
-        self._view: np.ndarray | None = None  # the mapped copy, while pinned
-        self._lock = threading.RLock()  # re-entered: waiting for room lets every pin go
-        self.copy = store._copy(spec)
-
-    def fileno(self) -> int:
-        self._bytes()
-        fd = self._fd
-        return self.fileno() if fd is None else fd  # let go meanwhile: pin again
-
-    def read(self, length: int, offset: int) -> bytes:
-        data = self._bytes()[offset : offset + length]
-        if len(data) != length:
-            raise self._ended_early()
-        return data.tobytes()
-
-    def read_into(self, buffer: memoryview, offset: int) -> None:
-        out = np.frombuffer(buffer, np.uint8)
-        data = self._bytes()[offset : offset + out.size]
-        if len(data) != out.size:
-            raise self._ended_early()
-        out[:] = data
-
-    def read_spans(self, buffer: memoryview, spans: Any) -> None:
-        view, out, at = self._bytes(), np.frombuffer(buffer, np.uint8), 0
-        for offset, length in spans:
-            if offset + length > len(view):
-                raise self._ended_early()
-            out[at : at + length] = view[offset : offset + length]
-            at += length
-
-    def release(self) -> None:
-        """Unpin the copy and drop this file's mapping of it (reads under way keep theirs)."""
-        with self._lock:
-            fd, self._fd, self._view = self._fd, None, None
-            if fd is not None and self._pid == _process():
-                unpin(fd)
-                self._store._here().drop(self)
-
-    def close(self) -> None:
-        self._closed = True
-        self.release()
-
-    def _bytes(self) -> np.ndarray:
-        """The mapped copy, pinned (fetched first if need be)."""
-        view = self._view
-        if view is not None and self._pid == _FORKS[0]:
-            return view
-        if self._closed:
-            raise IntegrityError(f"shard `{self.name}` in `{self.location}` is closed.")
-        with self._lock:
-            if self._pid != _process():  # a forked child: the parent's pin is not ours
-                self._fd, self._view, self._pid = None, None, _process()
-            if self._view is None:
-                self.copy = self._store._copy(self._spec)  # this process's cache
-                fd = self._store.acquire(self._spec)
-                try:
-                    self._view = _mapped(self.copy, fd, self.size)
-                except BaseException:
-                    unpin(fd)
-                    raise
-                self._fd = fd
-                self._store._here().hold(self)
-            return self._view
-
-
-def _mapped(copy: Path, pinned: int, size: int) -> np.ndarray:
-    """The copy at ``copy`` (the file ``pinned`` holds) mapped read-only as bytes, through a
-    descriptor of its own: a mapping keeps its descriptor open, and the pin's lock must go
-    when the pin is closed, not when the last read of the mapping ends."""
-    if size == 0:
-        return np.empty(0, np.uint8)
-    fd = os.open(copy, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        if os.fstat(fd).st_ino != os.fstat(pinned).st_ino:
-            raise IntegrityError(f"the cached copy `{copy}` was replaced while pinned.")
-        return np.frombuffer(mmap.mmap(fd, 0, access=mmap.ACCESS_READ), np.uint8)
-    finally:
-        os.close(fd)
-
-
-#: This process's number among the forks of the first one: a forked child's differs from its
-#: parent's (``os.getpid`` is a system call here, and streaming checks once per read).
-_FORKS = [0]
-os.register_at_fork(after_in_child=lambda: _FORKS.__setitem__(0, _FORKS[0] + 1))
-
-
-def _process() -> int:
-    return _FORKS[0]
-
-
-def _filesystem(
-    url: str, options: Mapping[str, Any], parent: Any = None, reads: bool = False
-) -> Any:
-    """A new fsspec file system for ``url``'s scheme in this process (never a cached one
-    made before a fork). For S3, a forked child's reuses the parent's botocore session (no
-    connection, no event loop: the service models it loaded and the credentials it found),
-    which makes a child's first request 10x faster (0.07 s vs 0.7 s measured). For
-    ``reads`` (retried by ``RemoteStore._get``), S3's own retries are turned off."""
-    try:
-        import fsspec
-    except ImportError:
-        raise _MissingExtra(
-            f"reading `{url}` needs fsspec (and s3fs for s3://): pip install 'loadwise[cloud]'"
-        ) from None
-    protocol = url.split("://", 1)[0]
-    s3 = reads and protocol in ("s3", "s3a")
-    if s3:
-        options = _s3_options(options, getattr(parent, "session", None))
-    try:
-        fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
-    except ImportError as exc:
-        raise _MissingExtra(
-            f"reading `{url}` needs the fsspec backend for `{protocol}://` ({exc}): "
-            f"pip install 'loadwise[cloud]' (s3fs), or the backend's own package."
-        ) from None
-    except ValueError as exc:
-        raise ConfigError(f"`{protocol}://` is not a storage fsspec knows: {exc}") from None
-    if s3:
-        fs.retries = 1  # s3fs's own retries (5, with backoff) would multiply ours
-    return fs
-
-
-#: botocore's settings for S3 unless ``storage_options["config_kwargs"]`` gives them: one
-#: attempt (``FetchOptions.retries`` retries), timeouts that bound a dead server, and no
-#: CRC of each response (every byte is checked against the manifest's block checksums on
-#: arrival; botocore's CRC cost 20-30% of the client's CPU per shard, measured).
-S3_CONFIG = {
-    "retries": {"total_max_attempts": 1},
-    "connect_timeout": 5,
-    "read_timeout": 20,
-    "response_checksum_validation": "when_required",
-}
-
-
-def _s3_options(options: Mapping[str, Any], session: Any) -> dict[str, Any]:
-    """``options`` with ``S3_CONFIG`` under the user's ``config_kwargs``, and a forked
-    child's ``session`` (the parent's botocore session) unless one is given."""
-    given = dict(options)
-    given["config_kwargs"] = {**S3_CONFIG, **(given.get("config_kwargs") or {})}
-    if session is not None:
-        given.setdefault("session", session)
-    return given
-
-
-def _short(exc: BaseException | None) -> str:
-    if exc is None:
-        return "no answer"
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 __all__ = [

@@ -18,7 +18,8 @@ from tests.integration.remote.conftest import S3
 
 import loadwise
 from loadwise.errors import IntegrityError
-from loadwise.stores.remote import HOLD, FetchOptions, RemoteStore, StoreError
+from loadwise.stores.pinned import HOLD
+from loadwise.stores.remote import FetchOptions, RemoteStore, StoreError
 
 
 def _open(url: str, s3: S3, cache: Path, **fetch: object) -> loadwise.StreamingDataset:
