@@ -31,6 +31,10 @@ def read_ahead(
     if ahead == 0:
         yield from batches
         return
+    # read-ahead evicts the least recently used copies: deeper than a quarter of what the
+    # cache holds, it evicted copies the epoch still needed (a shard fetched twice)
+    largest = max((s.num_bytes for s in store.shards.values()), default=1) or 1
+    ahead = min(ahead, max(store.cache_limit // (4 * largest), 1))
     pool = _pool(store, ahead)
     seen: set[int] = set()
     pending: deque[int] = deque()  # first-use batch of each shard fetched ahead, in order
