@@ -84,15 +84,17 @@ class PackedBase:
         storage = self._storage or self.storage()
         if self._remote is not None:
             self._remote.begin(idx)
-        with stages.span("gather"):  # per-stage timings, only while monitoring (stages.py)
-            if self._blocks is not None:
-                self._blocks.require(idx)
-            batch: Batch = {}
-            for spec in self.fields:
-                batch.update(spec.read_batch(storage, idx, self.read_options))
+        try:
+            with stages.span("gather"):  # per-stage timings, only while monitoring
+                if self._blocks is not None:
+                    self._blocks.require(idx)
+                batch: Batch = {}
+                for spec in self.fields:
+                    batch.update(spec.read_batch(storage, idx, self.read_options))
+        finally:  # a batch that raised lets its remote copies go too
+            if self._remote is not None:
+                self._remote.idle()
         sigbus.check()  # a mapped shard truncated under this batch: refused, not served
-        if self._remote is not None:
-            self._remote.idle()
         batch["index"] = torch.from_numpy(idx)
         return batch
 
@@ -123,6 +125,8 @@ class PackedBase:
         if self._storage is not None:
             self._storage.close()
             self._storage = None
+        if self._remote is not None:  # its pins and its read-ahead helper
+            self._remote.close()
 
     def __enter__(self) -> PackedBase:
         return self

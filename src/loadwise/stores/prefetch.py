@@ -31,6 +31,10 @@ def read_ahead(
     if ahead == 0:
         yield from batches
         return
+    # read-ahead evicts the least recently used copies: deeper than a quarter of what the
+    # cache holds, it evicted copies the epoch still needed (a shard fetched twice)
+    largest = max((s.num_bytes for s in store.shards.values()), default=1) or 1
+    ahead = min(ahead, max(store.cache_limit // (4 * largest), 1))
     pool = _pool(store, ahead)
     seen: set[int] = set()
     pending: deque[int] = deque()  # first-use batch of each shard fetched ahead, in order
@@ -46,7 +50,8 @@ def read_ahead(
                     seen.add(number)
                     pending.append(scanned)
                     first = {names[n] for j in range(i, scanned) for n in uses.get(j, ())}
-                    pool.submit(_fetch, store, names[number], first)
+                    if not store.start_fetch(names[number], first):
+                        pool.submit(_fetch, store, names[number], first)
             scanned += 1
         uses.pop(i, None)
         yield batch

@@ -15,7 +15,8 @@ from typing import Any
 
 from loadwise.errors import PackError
 from loadwise.stores.base import MANIFEST_NAME
-from loadwise.stores.remote import StoreError, _filesystem, _short
+from loadwise.stores.filesystem import _filesystem, _short
+from loadwise.stores.remote import StoreError
 
 _PARALLEL = 4
 
