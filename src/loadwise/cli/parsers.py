@@ -8,6 +8,7 @@ would load torch. ``tests/unit/cli/test_parsers.py`` checks they still match.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,24 @@ def add_verify(commands: Any) -> argparse.ArgumentParser:
         "verify", help="check shard checksums",
         description="Check every shard's size and checksum; exit 1 if any is damaged.",
     )  # fmt: skip
-    p.add_argument("path", help="a folder written by `loadwise pack`")
+    p.add_argument("path", help="a folder written by `loadwise pack`, or its URL (s3://...)")
+    p.add_argument(
+        "--storage-options", metavar="JSON", type=json_object, default=None,
+        help='fsspec options for a URL, e.g. \'{"endpoint_url": "http://127.0.0.1:9000", '
+        '"key": "...", "secret": "..."}\'',
+    )  # fmt: skip
     return p
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """A JSON object given on the command line; anything else is refused by argparse."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"a JSON object is needed, found {text!r}")
+    return value
 
 
 def add_watch(commands: Any) -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from loadwise.render import human_bytes
 
 
 def run(args: argparse.Namespace) -> int:
-    report = verify(args.path)
+    report = verify(args.path, storage_options=args.storage_options)
     for problem in report.problems:
         print(f"DAMAGED {problem.shard}: {problem.problem}")
     verdict = "ok" if report.ok else f"{len(report.problems)} damaged"

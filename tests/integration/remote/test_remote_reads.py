@@ -5,6 +5,7 @@ time."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ from tests.data import array_columns
 from tests.integration.remote.conftest import S3
 
 import loadwise
+from loadwise.cli.main import main
 from loadwise.errors import IntegrityError
 from loadwise.stores.pinned import HOLD
 from loadwise.stores.remote import FetchOptions, RemoteStore, StoreError
@@ -38,6 +40,22 @@ def test_verify_takes_storage_options_for_a_url(arrays_url: str, s3: S3, cache: 
     report = loadwise.verify(arrays_url, storage_options=s3.options(), cache_dir=cache)
     assert report.ok and report.shards_checked == 11
     assert report.path == arrays_url  # a URL stays a URL (a Path would mangle `s3://`)
+
+
+def test_the_verify_command_takes_storage_options(
+    arrays_url: str,
+    s3: S3,
+    cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    monkeypatch.setenv("LOADWISE_CACHE", str(cache))
+    options = json.dumps(s3.options())
+    assert main(["verify", arrays_url, "--storage-options", options]) == 0
+    assert "11 shard(s)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        main(["verify", arrays_url, "--storage-options", "[1]"])
+    assert refused.value.code == 2 and "a JSON object is needed" in capsys.readouterr().err
 
 
 def test_a_dead_server_is_reported_within_a_bounded_time(cache: Path) -> None:
