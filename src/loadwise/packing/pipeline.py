@@ -39,8 +39,8 @@ def prepared(
     ``fields`` are already known (a resumed pack), give the fields shared rows are laid
     out by.
     """
-    records = _records(src, skip)
-    first = prepare_chunk(plan.decode, list(itertools.islice(records, _FIRST)))
+    first_records, records = _split(src, skip)
+    first = prepare_chunk(plan.decode, first_records)
     yield from first
     workers = plan.workers
     if workers == 1:
@@ -56,10 +56,18 @@ def prepared(
         yield from _pickled(records, plan, _ahead(first, workers, _CHUNK))
 
 
-def _records(src: Source, skip: int) -> Iterator[tuple[str, Any]]:
+def _split(src: Source, skip: int) -> tuple[list[tuple[str, Any]], Iterator[tuple[str, Any]]]:
+    """The first ``_FIRST`` records after ``skip``, and an iterator over the rest.
+
+    A source of index ranges reads the first ones as a range of their own, and the rest
+    lazily: a source that fetches ahead (URLs) must not start on records that forked
+    workers then fetch again (read as one stream, its window ran past the first 8: 56 of
+    2,000 images were downloaded twice)."""
     if isinstance(src, IndexedSource):
-        return src.records(skip, len(src))
-    return itertools.islice(iter(src), skip, None)
+        stop = min(skip + _FIRST, len(src))
+        return list(src.records(skip, stop)), src.records(stop, len(src))
+    records = itertools.islice(iter(src), skip, None)
+    return list(itertools.islice(records, _FIRST)), records
 
 
 def _fields_of(

@@ -78,6 +78,13 @@ def test_the_fast_path_gives_one_uint8_tensor_a_batch(server: MediaServer) -> No
     )
 
 
+def test_every_url_is_requested_once(server: MediaServer) -> None:
+    """The items prepared before pack's workers start are read as a range of their own: a
+    window fetching ahead of them would download what the workers download again."""
+    InMemoryImageTextDataset(_url_dataset(server), image_size=8, fetch=NO_RETRY, workers=2)
+    assert server.requests == 30
+
+
 def test_the_second_run_opens_the_cache_without_a_request(server: MediaServer) -> None:
     first = InMemoryImageTextDataset(_url_dataset(server), image_size=16, fetch=NO_RETRY)
     requests = server.requests
