@@ -32,14 +32,13 @@ import fcntl
 import itertools
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from loadwise.errors import ConfigError
-from loadwise.system import fsync_path, process_alive
+from loadwise.system import ForkClosedFds, fsync_path, process_alive
 
 MARKER = ".loadwise-cache"
 _COPY = re.compile(r"^[^.].*\.[0-9a-f]{16}$")
@@ -47,33 +46,8 @@ _PART = re.compile(r"^\.(?P<copy>.+)\.(?P<pid>\d+)-\d+\.part$")
 _OPEN = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _counter = itertools.count()
 
-#: Descriptors this process holds locks through; a forked child closes its copies at once,
-#: or a lock its parent took would stay held as long as the child lives. Opening and closing
-#: them happens under ``_HELD_LOCK``, which a fork waits for, so none is ever missed.
-_HELD: set[int] = set()
-_HELD_LOCK = threading.Lock()
-
-
-def _after_fork_in_child() -> None:
-    global _HELD_LOCK
-    _HELD_LOCK = threading.Lock()
-    for fd in list(_HELD):
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _HELD.clear()
-
-
-def _before_fork() -> None:
-    _HELD_LOCK.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    _HELD_LOCK.release()
-
-
-os.register_at_fork(
-    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
-)
+#: Descriptors this process holds locks through, closed in a forked child at once.
+_HELD = ForkClosedFds()
 
 
 @dataclass(frozen=True)
@@ -247,8 +221,8 @@ class ShardCache:
 
 def unpin(fd: int) -> None:
     """Close a descriptor from ``pin`` (its lock goes with it)."""
-    with _HELD_LOCK:
-        _HELD.discard(fd)
+    with _HELD.lock:
+        _HELD.fds.discard(fd)
         os.close(fd)
 
 
@@ -283,12 +257,12 @@ def _poll_lock(fd: int, on_wait: Callable[[], None]) -> None:
 def _open_held(path: Path, flags: int, mode: int = 0o644) -> int | None:
     """``os.open`` registered in ``_HELD`` in one step (no fork in between); None if the
     file is missing."""
-    with _HELD_LOCK:
+    with _HELD.lock:
         try:
             fd = os.open(path, flags, mode)
         except FileNotFoundError:
             return None
-        _HELD.add(fd)
+        _HELD.fds.add(fd)
         return fd
 
 

@@ -29,12 +29,13 @@ from typing import IO, TYPE_CHECKING
 if TYPE_CHECKING:
     from loadwise.stores.remote import RemoteStore
 
+from loadwise.system import ForkClosedFds
+
 log = logging.getLogger(__name__)
 
 #: The parent's ends of every helper's pipes: a process forked later (a DataLoader worker,
 #: another helper) closes them, or a helper would never see its pipe close.
-_PIPES: set[int] = set()
-_PIPES_LOCK = threading.Lock()
+_PIPES = ForkClosedFds()
 
 
 class Helper:
@@ -44,8 +45,8 @@ class Helper:
     def __init__(self, store: RemoteStore) -> None:
         requests_r, requests_w = os.pipe()
         answers_r, answers_w = os.pipe()
-        with _PIPES_LOCK:  # a fork elsewhere waits: no pipe end is missed
-            _PIPES.update((requests_w, answers_r))
+        with _PIPES.lock:  # a fork elsewhere waits: no pipe end is missed
+            _PIPES.fds.update((requests_w, answers_r))
         pid = os.fork()
         if pid == 0:  # the helper (the parent's ends were closed by ``_after_fork_in_child``)
             code = 1
@@ -121,8 +122,8 @@ class _Pending:
         except (OSError, ValueError):
             pass
         finally:
-            with _PIPES_LOCK:  # forgotten and closed at once: its number may be reused
-                _PIPES.discard(fd)
+            with _PIPES.lock:  # forgotten and closed at once: its number may be reused
+                _PIPES.fds.discard(fd)
                 stream.close()
             self.gone()
 
@@ -138,9 +139,9 @@ def _stop(pid: int, requests: IO[str], parent: int) -> None:
     """Close the helper's pipe (it exits) and reap it; only in the process that made it."""
     if os.getpid() != parent:
         return
-    with _PIPES_LOCK:
+    with _PIPES.lock:
         with contextlib.suppress(OSError, ValueError):
-            _PIPES.discard(requests.fileno())
+            _PIPES.fds.discard(requests.fileno())
         with contextlib.suppress(OSError, ValueError):
             requests.close()
     with contextlib.suppress(ChildProcessError):
@@ -166,25 +167,3 @@ def serve(store: RemoteStore, requests: IO[str], answers: IO[str]) -> None:
         request = json.loads(line)
         pool.submit(fetch, request["shard"], request["keep"])
     pool.shutdown(wait=False, cancel_futures=True)  # the parent is gone: nothing more to do
-
-
-def _before_fork() -> None:
-    _PIPES_LOCK.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    _PIPES_LOCK.release()
-
-
-def _after_fork_in_child() -> None:
-    global _PIPES_LOCK
-    _PIPES_LOCK = threading.Lock()
-    for fd in list(_PIPES):
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _PIPES.clear()
-
-
-os.register_at_fork(
-    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
-)

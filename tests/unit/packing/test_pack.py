@@ -77,21 +77,6 @@ def test_a_pack_that_need_not_be_durable_makes_no_fsync_and_the_same_shards(
     assert sums[0] == sums[1] and len(sums[0]) > 1
 
 
-def test_a_failed_pack_that_need_not_be_durable_leaves_nothing_that_opens(
-    tmp_path: Path,
-) -> None:
-    def records():
-        for i in range(50):
-            if i == 30:
-                raise RuntimeError("source died")
-            yield {"x": np.full(100, i, np.uint8)}
-
-    source = loadwise.sources.IterableSource(records(), length=50)
-    with pytest.raises(RuntimeError, match="source died"):
-        loadwise.pack(source, tmp_path / "d", shard_bytes=500, durable=False, progress=False)
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_destination_exists_needs_overwrite(class_tree: Path, tmp_path: Path) -> None:
     dest = tmp_path / "d"
     loadwise.pack(class_tree, dest, progress=False)
@@ -107,7 +92,8 @@ def test_refuses_to_replace_a_folder_that_is_not_a_dataset(class_tree: Path) -> 
         loadwise.pack({"x": np.zeros(3)}, class_tree, overwrite=True, progress=False)
 
 
-def test_failure_mid_pack_leaves_nothing_that_opens(tmp_path: Path) -> None:
+@pytest.mark.parametrize("durable", [True, False])
+def test_failure_mid_pack_leaves_nothing_that_opens(tmp_path: Path, durable: bool) -> None:
     def records():
         for i in range(50):
             if i == 30:
@@ -116,7 +102,7 @@ def test_failure_mid_pack_leaves_nothing_that_opens(tmp_path: Path) -> None:
 
     source = loadwise.sources.IterableSource(records(), length=50)
     with pytest.raises(RuntimeError, match="source died"):
-        loadwise.pack(source, tmp_path / "d", shard_bytes=500, progress=False)
+        loadwise.pack(source, tmp_path / "d", shard_bytes=500, durable=durable, progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
