@@ -14,7 +14,6 @@ import logging
 import mmap
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from loadwise.stores import ShardFile, ShardStore
 log = logging.getLogger(__name__)
 _SCRATCH = 4 * 2**20
 _MOVE_BYTES = 64 * 2**20  # a multiple of any page size
-_READERS = 4  # shards read at once at open
 
 
 class MemoryStorage:
@@ -136,37 +134,26 @@ def _load(
     """Read each field of every shard straight into its byte tensor (one per buffer).
 
     Plain reads (no memory map), so the opening peak is the data plus a small scratch
-    buffer per thread; with ``verify`` the whole file is hashed on the way, gaps included.
-    Shards are read on a few threads: the copy into fresh memory is bound by page faults,
-    which the kernel serves on every core (one thread: 0.41 GB/s here).
+    buffer; with ``verify`` the whole file is hashed on the way, gaps included.
     """
     cursor = dict.fromkeys(tensors, 0)
-    plans = []
     for shard in manifest.shards:
         check_layout(shard, manifest.fields)
         targets, offsets = _targets(shard, fields, tensors, cursor)
-        plans.append((shard, targets, offsets))
-        for key, _, target in targets:
-            if key in cursor:
-                cursor[key] += len(target)
-    with ThreadPoolExecutor(_READERS) as pool:
-        digests = pool.map(lambda plan: _read_checked(store, plan[0], plan[1], verify), plans)
-        for (shard, _, _), digest in zip(plans, digests, strict=True):
-            if verify and digest != shard.xxh3_64:
-                raise IntegrityError(
-                    f"shard `{shard.name}` in `{store.location}` fails its checksum (xxh3_64 "
-                    f"{digest}, manifest {shard.xxh3_64}): its content is damaged; re-run "
-                    f"`loadwise pack`."
-                )
-    for shard, _, offsets in plans:  # in order: each shard's offsets follow the last ones
+        with store.open(shard.name, shard.num_bytes) as file:
+            digest = _read_shard(file, shard, targets, verify)
+        if verify and digest != shard.xxh3_64:
+            raise IntegrityError(
+                f"shard `{shard.name}` in `{store.location}` fails its checksum (xxh3_64 "
+                f"{digest}, manifest {shard.xxh3_64}): its content is damaged; re-run "
+                f"`loadwise pack`."
+            )
         for spec, raw in offsets:
             check_offsets(raw, shard, spec, shard.buffers[spec.name]["data"].length)
             _place_offsets(tensors[f"{spec.name}.offsets"].numpy(), raw, spec, cursor)
-
-
-def _read_checked(store: ShardStore, shard: ShardSpec, targets: list[_Target], verify: bool) -> str:
-    with store.open(shard.name, shard.num_bytes) as file:
-        return _read_shard(file, shard, targets, verify)
+        for key, _, target in targets:
+            if key in cursor:
+                cursor[key] += len(target)
 
 
 _Target = tuple[str, int, np.ndarray]  # buffer key, offset in the file, destination bytes
