@@ -112,7 +112,8 @@ class PackedBase:
         """This process's storage, created on first use (after a fork, in each worker)."""
         if self._storage is None:
             if self.verify == "first_use" and not self.verifies_on_load:
-                self._blocks = BlockVerifier(self.store, self.manifest, self.fields)
+                arrived = getattr(self.store, "checked_on_arrival", None)
+                self._blocks = BlockVerifier(self.store, self.manifest, self.fields, arrived)
             self._storage = self._open_storage()
         return self._storage
 

@@ -247,6 +247,17 @@ class RemoteStore:
             finally:
                 claim.release()
 
+    def checked_on_arrival(self, name: str) -> bool:
+        """True if the copy of shard ``name`` in the cache now is one this process downloaded
+        (every block was checked as it arrived): readers here need not hash it again."""
+        inode = self._here().arrived.get(name)
+        if inode is None:
+            return False
+        try:
+            return os.stat(self._copy(self.shards[name])).st_ino == inode
+        except OSError:  # evicted since: the next copy is checked when read
+            return False
+
     @property
     def downloads(self) -> int:
         """Shards this process downloaded (read-ahead included)."""
@@ -270,8 +281,10 @@ class RemoteStore:
         concurrent.futures.wait(futures)  # all done before ``fd`` may be closed
         for future in futures:
             future.result()
+        inode = os.fstat(fd).st_ino  # the copy's, once renamed into place
         with self._local.lock:
             self._local.downloads += 1
+            self._local.arrived[spec.name] = inode
 
     def _part(self, url: str, spec: Any, fd: int, start: int, end: int) -> None:
         data = self._get(url, start, end)
@@ -424,6 +437,7 @@ class _Local:
         self.ahead: concurrent.futures.ThreadPoolExecutor | None = None
         self.files: weakref.WeakSet[RemoteShardFile] = weakref.WeakSet()  # pinned ones
         self.downloads = 0
+        self.arrived: dict[str, int] = {}  # shard -> inode of the copy downloaded here
         self.lock = threading.Lock()
         self.starts: np.ndarray | None = None  # first sample of each shard (``begin``)
         self.specs: list[Any] = []

@@ -11,8 +11,10 @@ import signal
 import socket
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import xxhash
 from tests.contracts.compare import assert_batch_holds
 from tests.data import array_columns
 from tests.integration.remote.conftest import S3
@@ -20,6 +22,7 @@ from tests.integration.remote.conftest import S3
 import loadwise
 from loadwise.cli.main import main
 from loadwise.errors import IntegrityError
+from loadwise.format import blocks
 from loadwise.stores.pinned import HOLD
 from loadwise.stores.remote import FetchOptions, RemoteStore, StoreError
 
@@ -111,3 +114,35 @@ def test_read_ahead_runs_in_a_helper_and_reading_survives_its_death(
     assert sorted(seen) == list(range(300))
     data.close()
     assert data.store._here().helper is None  # type: ignore[attr-defined]
+
+
+def test_copies_checked_on_arrival_here_are_not_hashed_again_but_others_are(
+    arrays_url: str, s3: S3, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blocks of a shard this process downloaded were checked as they arrived: reading
+    them does not hash them again. A copy another reader finds in the cache is checked when
+    read, and a damaged one is refused naming the sample."""
+    checked: list[int] = []  # sizes of the blocks hashed by the block checks
+
+    def digest(data: bytes) -> str:
+        checked.append(len(data))
+        return xxhash.xxh3_64_hexdigest(data)
+
+    monkeypatch.setattr(blocks, "xxhash", SimpleNamespace(xxh3_64_hexdigest=digest))
+    data = _open(arrays_url, s3, cache, prefetch=0)
+    everything = list(range(len(data)))
+    assert_batch_holds(data.get_batch(everything), array_columns(), everything, "downloaded")
+    assert checked == []
+    other = _open(arrays_url, s3, cache, prefetch=0)  # a reader that downloaded nothing
+    shard = other.manifest.shards[2]
+    first = int(other.manifest.shard_starts()[2])
+    field = next(f for f in other.manifest.fields if f.fixed)
+    with open(other.store._copy(shard), "r+b") as copy:  # type: ignore[attr-defined]
+        copy.seek(shard.buffers[field.name]["values"].offset)
+        byte = copy.read(1)
+        copy.seek(-1, os.SEEK_CUR)
+        copy.write(bytes([byte[0] ^ 0xFF]))
+    assert_batch_holds(other.get_batch([0]), array_columns(), [0], "cached")
+    assert checked  # shard 0's blocks, read from the cache, were hashed
+    with pytest.raises(IntegrityError, match=f"sample {first} .*{shard.name}"):
+        other.get_batch([first])
