@@ -291,7 +291,7 @@ def pss_by_kind(pids: list[int]) -> dict[str, int]:
                 name = head[5] if len(head) > 5 else ""
                 if "loadwise-batches" in name:
                     kind = "ring"
-                elif "memfd:" in name or "/dev/shm" in name or "torch_" in name:
+                elif "memfd:" in name or "/dev/shm" in name:  # not libtorch_*.so
                     kind = "shared"
                 else:
                     kind = "private"

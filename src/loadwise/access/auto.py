@@ -20,7 +20,7 @@ from loadwise.access.eager import EagerDataset
 from loadwise.access.inplace import InPlaceDataset, InPlaceStream, inplace_format, open_inplace
 from loadwise.access.lazy import LazyDataset
 from loadwise.access.streaming import StreamingDataset
-from loadwise.errors import ModeError
+from loadwise.errors import ConfigError, ModeError
 from loadwise.format.reader import read_manifest
 from loadwise.stores import ShardStore, is_url, open_store
 
@@ -51,6 +51,7 @@ def open_dataset(  # type: ignore[overload-overlap]  # "streaming" is also a str
     fields: Sequence[str] | None = None,
     verify: str = "first_use",
     ragged: str = "padded",
+    crop: int | tuple[int, int] | None = None,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     max_memory_usage: float | None = None,
     cache_dir: str | Path | None = None,
@@ -67,6 +68,7 @@ def open_dataset(
     fields: Sequence[str] | None = None,
     verify: str = "first_use",
     ragged: str = "padded",
+    crop: int | tuple[int, int] | None = None,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     max_memory_usage: float | None = None,
     cache_dir: str | Path | None = None,
@@ -82,6 +84,7 @@ def open_dataset(
     fields: Sequence[str] | None = None,
     verify: str = "first_use",
     ragged: str = "padded",
+    crop: int | tuple[int, int] | None = None,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     max_memory_usage: float | None = None,
     cache_dir: str | Path | None = None,
@@ -94,7 +97,8 @@ def open_dataset(
     ``fields`` selects the fields samples carry (all by default); ``verify`` is when shard
     checksums are checked (``first_use``, ``open`` or ``never``); ``ragged`` is how
     variable-length arrays come out (``padded`` with ``<name>_lengths``, or a ``list`` of
-    tensors); ``cache_bytes`` bounds the
+    tensors); ``crop`` (height, width, or one int) cuts images to their centre while they
+    decode, so batch buffers hold only the crop; ``cache_bytes`` bounds the
     ``cached`` mode's decoded images, shared by all DataLoader workers. ``max_memory_usage``
     (a fraction of available memory) is what eager data may take: ``eager`` refuses beyond
     it (default: all of it), ``auto`` holds data in RAM only within it (default 0.5).
@@ -110,6 +114,11 @@ def open_dataset(
     if is_url(str(path)):
         where, name = _remote(path, name, cache_dir, cache_limit, storage_options)
     elif inplace_format(path) is not None:  # HDF5, Zarr, LMDB: read in place (access/inplace/)
+        if crop is not None:
+            raise ConfigError(
+                f"`crop` applies to packed image fields; `{path}` is read in place. Crop "
+                f"in a `batch_transform`, or pack it first."
+            )
         return open_inplace(path, name, fields=fields)
     if name == "auto":
         fraction = AUTO_EAGER_FRACTION if max_memory_usage is None else max_memory_usage
@@ -117,16 +126,16 @@ def open_dataset(
         log.info("loadwise: auto mode chose %s: %s", name, reason)
     if name == "cached":
         return CachedDataset(
-            where, fields=fields, verify=verify, ragged=ragged, cache_bytes=cache_bytes
+            where, fields=fields, verify=verify, ragged=ragged, crop=crop, cache_bytes=cache_bytes
         )
     if name == "streaming":
-        return StreamingDataset(where, fields=fields, verify=verify, ragged=ragged)
+        return StreamingDataset(where, fields=fields, verify=verify, ragged=ragged, crop=crop)
     if name == "eager":
         fraction = 1.0 if max_memory_usage is None else max_memory_usage
         return EagerDataset(
-            where, fields=fields, verify=verify, ragged=ragged, max_memory_usage=fraction
+            where, fields=fields, verify=verify, ragged=ragged, crop=crop, max_memory_usage=fraction
         )
-    return LazyDataset(where, fields=fields, verify=verify, ragged=ragged)
+    return LazyDataset(where, fields=fields, verify=verify, ragged=ragged, crop=crop)
 
 
 def _remote(

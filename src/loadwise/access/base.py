@@ -21,6 +21,7 @@ from loadwise import stages
 from loadwise.access import sigbus
 from loadwise.errors import ConfigError, LoadwiseError, SampleIndexError
 from loadwise.format.blocks import BlockVerifier
+from loadwise.format.crop import check_crop
 from loadwise.format.fields import RAGGED_OUTPUTS, FieldSpec, ReadOptions, Segment
 from loadwise.format.reader import check_policy, read_manifest, verify_file
 from loadwise.format.spec import Manifest
@@ -53,6 +54,7 @@ class PackedBase:
         fields: Sequence[str] | None = None,
         verify: str = "first_use",
         ragged: str = "padded",
+        crop: int | tuple[int, int] | None = None,
     ) -> None:
         self.store: ShardStore = open_store(root)
         location = self.store.location
@@ -65,9 +67,14 @@ class PackedBase:
             raise ConfigError(
                 f"`ragged` must be one of {', '.join(RAGGED_OUTPUTS)}. Found: {ragged!r}."
             )
-        self.read_options = ReadOptions(ragged=ragged)
+        self.read_options = ReadOptions(ragged=ragged, crop=check_crop(crop))
         names = [f.name for f in self.manifest.fields] if fields is None else list(fields)
         self.fields: tuple[FieldSpec, ...] = tuple(self.manifest.field(n) for n in names)
+        if crop is not None and not any(f.kind == "image" for f in self.fields):
+            raise ConfigError(
+                f"`crop` cuts encoded images as they decode; `{location}` has no image field "
+                f"among {names}. Crop decoded arrays in a `batch_transform` instead."
+            )
         self._storage: Storage | None = None
         self._blocks: BlockVerifier | None = None
         self._closed = False

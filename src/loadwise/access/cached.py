@@ -47,11 +47,12 @@ class CachedDataset(LazyDataset):
         fields: Sequence[str] | None = None,
         verify: str = "first_use",
         ragged: str = "padded",
+        crop: int | tuple[int, int] | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         if cache_bytes < 0:
             raise ConfigError(f"`cache_bytes` must be >= 0. Found: {cache_bytes}.")
-        super().__init__(root, fields=fields, verify=verify, ragged=ragged)
+        super().__init__(root, fields=fields, verify=verify, ragged=ragged, crop=crop)
         #: The selected fields decoded on read; without any, nothing is worth caching.
         self.images = tuple(spec for spec in self.fields if isinstance(spec, ImageField))
         self.decodes = bool(self.images)

@@ -77,9 +77,10 @@ class EagerDataset(PackedDataset):
         fields: Sequence[str] | None = None,
         verify: str = "first_use",
         ragged: str = "padded",
+        crop: int | tuple[int, int] | None = None,
         max_memory_usage: float = 1.0,
     ) -> None:
-        super().__init__(root, fields=fields, verify=verify, ragged=ragged)
+        super().__init__(root, fields=fields, verify=verify, ragged=ragged, crop=crop)
         needed = self.memory_bytes = stored_bytes(self.manifest, self.fields)
         fits, figures = eager_budget(needed, max_memory_usage)
         if not fits:

@@ -131,11 +131,12 @@ class StreamingDataset(PackedBase, IterableDataset):
         fields: Sequence[str] | None = None,
         verify: str = "first_use",
         ragged: str = "padded",
+        crop: int | tuple[int, int] | None = None,
         shuffle: bool = True,
         seed: int = 0,
         window: int = DEFAULT_WINDOW,
     ) -> None:
-        super().__init__(root, fields=fields, verify=verify, ragged=ragged)
+        super().__init__(root, fields=fields, verify=verify, ragged=ragged, crop=crop)
         self.shuffle, self.seed, self.window, self.epoch = shuffle, seed, window, 0
 
     def set_epoch(self, epoch: int) -> None:

@@ -29,9 +29,12 @@ _UINT8 = np.dtype(np.uint8)
 @dataclass(frozen=True)
 class ReadOptions:
     """How batches come out of a dataset. ``ragged``: variable-length arrays as a padded
-    tensor plus ``<name>_lengths`` (``"padded"``) or as a list of tensors (``"list"``)."""
+    tensor plus ``<name>_lengths`` (``"padded"``) or as a list of tensors (``"list"``).
+    ``crop``: images (the ``image`` kind) come out as their centre ``(height, width)``,
+    cut while they decode (``format/crop.py``)."""
 
     ragged: str = "padded"
+    crop: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from loadwise import stages
 from loadwise.errors import SourceError
 from loadwise.format.codecs import IMAGE_MODES, decode_batch, decode_image
+from loadwise.format.crop import centre
 from loadwise.format.fields.base import BufferReader, FieldSpec, ReadOptions
 from loadwise.format.fields.binary import BytesField, byte_views
 from loadwise.gather import recycle
@@ -81,7 +82,7 @@ class ImageField(BytesField):
     ) -> dict[str, Any]:
         raw = byte_views(reader.segments(self, indices), len(indices))  # decoded, not copied
         with stages.span("decode"):  # counted as decode, not gather (``loadwise.stages``)
-            decoded = decode_images(self, raw, indices)
+            decoded = decode_images(self, raw, indices, options.crop)
         del raw
         release = getattr(reader, "release_segments", None)
         if release is not None:  # a memory map: the encoded bytes are not needed mapped
@@ -89,8 +90,14 @@ class ImageField(BytesField):
         return {self.name: decoded}
 
 
-def decode_images(spec: ImageField, raw: Sequence[bytes | memoryview], idx: np.ndarray) -> Any:
-    """``(N, C, H, W)`` uint8 tensor when the images share a size, else a list of tensors."""
+def decode_images(
+    spec: ImageField,
+    raw: Sequence[bytes | memoryview],
+    idx: np.ndarray,
+    crop: tuple[int, int] | None = None,
+) -> Any:
+    """``(N, C, H, W)`` uint8 tensor when the images share a size (after the centre
+    ``crop``, if asked), else a list of tensors."""
     import torch
 
     names = [f"sample {i} field `{spec.name}`" for i in idx.tolist()]
@@ -101,20 +108,25 @@ def decode_images(spec: ImageField, raw: Sequence[bytes | memoryview], idx: np.n
         buffers.append(batch_buffer(shape))
         return buffers[-1].numpy()
 
-    together = decode_batch(raw, mode=spec.mode, names=names, allocate=allocate, threads=pool)
+    together = decode_batch(raw, mode=spec.mode, names=names, allocate=allocate, threads=pool,
+                            crop=crop)  # fmt: skip
     if together is not None:
         return buffers[0].permute(0, 3, 1, 2)  # channels-last in memory
-    images = _each(raw, names, spec.mode, pool)
+    images = _each(raw, names, spec.mode, pool, crop)
     if images and all(im.shape == images[0].shape for im in images):
         return torch.from_numpy(np.stack(images))
-    return [torch.from_numpy(im) for im in images]
+    return [torch.from_numpy(np.ascontiguousarray(im)) for im in images]
 
 
 def _each(
-    raw: Sequence[bytes | memoryview], names: list[str], mode: str | None, pool: Threads | None
+    raw: Sequence[bytes | memoryview],
+    names: list[str],
+    mode: str | None,
+    pool: Threads | None,
+    crop: tuple[int, int] | None,
 ) -> list[np.ndarray]:
     def one(j: int) -> np.ndarray:
-        return decode_image(raw[j], mode=mode, name=names[j])
+        return centre(decode_image(raw[j], mode=mode, name=names[j]), crop, names[j])
 
     if pool is None:
         return [one(j) for j in range(len(raw))]
