@@ -240,11 +240,17 @@ class _Retry(Exception):
 async def _fetch(session: Any, url: str, options: FetchOptions) -> bytes:
     """The whole item within ``deadline``: every attempt, redirect and byte of the body."""
     try:
-        return await asyncio.wait_for(_attempts(session, url, options), options.deadline)
+        if _TIMEOUT_SCOPE is None:  # Python 3.10
+            return await asyncio.wait_for(_attempts(session, url, options), options.deadline)
+        async with _TIMEOUT_SCOPE(options.deadline):  # no second task, unlike wait_for on 3.11
+            return await _attempts(session, url, options)
     except asyncio.TimeoutError:
         raise MediaError(
             TIMEOUT, url, f"sent no complete response within the {options.deadline:g} s deadline."
         ) from None
+
+
+_TIMEOUT_SCOPE = getattr(asyncio, "timeout", None)
 
 
 async def _attempts(session: Any, url: str, options: FetchOptions) -> bytes:
@@ -261,14 +267,14 @@ async def _attempts(session: Any, url: str, options: FetchOptions) -> bytes:
 async def _follow(session: Any, url: str, options: FetchOptions) -> bytes:
     """One attempt: the redirects followed hop by hop, each target's scheme checked."""
     aiohttp = _aiohttp()
-    from yarl import URL  # aiohttp's own URL type
-
     timeout = _timeout(options.connect_timeout, options.read_timeout)
     here = url
     for _ in range(options.max_redirects + 1):
         try:
             async with session.get(here, allow_redirects=False, timeout=timeout) as response:
                 if response.status in _REDIRECTS and "Location" in response.headers:
+                    from yarl import URL  # aiohttp's own URL type
+
                     target = str(response.url.join(URL(response.headers["Location"])))
                     check_scheme(target, via=url)
                     here = target
