@@ -223,7 +223,7 @@ def _decode_pngs(
     if native is None or not _png_plain(first, mode):
         return None
     channels = 1 if native == "L" else 3
-    into = _Into(height, width, channels, crop, name)
+    into = crops.Into(height, width, channels, crop, name)
     out = allocate((len(datas), *into.size, channels))
     lib = spng.library()
 
@@ -235,27 +235,6 @@ def _decode_pngs(
             into.done(target, out[j])
 
     return _all_rows(decode_rows, len(datas), threads, out)
-
-
-class _Into:
-    """Where a batch's same-size images decode: straight into their row of the batch, or,
-    with a ``crop``, into a thread's full-size scratch whose centre window is then copied
-    to the row (``crop.py``)."""
-
-    def __init__(
-        self, height: int, width: int, channels: int, crop: tuple[int, int] | None, name: str
-    ) -> None:
-        self.full, self.crop = (height, width, channels), crop
-        self.size = (height, width) if crop is None else crop
-        self.top, self.left = (0, 0) if crop is None else crops.window(height, width, crop, name)
-
-    def target(self, row: np.ndarray) -> np.ndarray:
-        return row if self.crop is None else crops.scratch(self.full)
-
-    def done(self, target: np.ndarray, row: np.ndarray) -> None:
-        if self.crop is not None:
-            row[...] = target[self.top : self.top + self.size[0],
-                              self.left : self.left + self.size[1]]  # fmt: skip
 
 
 def decode_batch(
@@ -288,7 +267,7 @@ def decode_batch(
         return None  # one by one decodes with Pillow, or names the bomb
     target = mode or native
     channels = 1 if target == "L" else 3
-    into = _Into(height, width, channels, crop, names[0])
+    into = crops.Into(height, width, channels, crop, names[0])
     out = allocate((len(datas), *into.size, channels))
 
     def decode_rows(rows: range) -> None:

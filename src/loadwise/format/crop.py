@@ -62,3 +62,24 @@ def centre(image: np.ndarray, crop: tuple[int, int] | None, name: str) -> np.nda
         return image
     top, left = window(image.shape[1], image.shape[2], crop, name)
     return image[:, top : top + crop[0], left : left + crop[1]]
+
+
+class Into:
+    """Where a batch's same-size images decode: straight into their row of the batch, or,
+    with a ``crop``, into a thread's full-size scratch whose centre window is then copied
+    to the row."""
+
+    def __init__(
+        self, height: int, width: int, channels: int, crop: tuple[int, int] | None, name: str
+    ) -> None:
+        self.full, self.crop = (height, width, channels), crop
+        self.size = (height, width) if crop is None else crop
+        self.top, self.left = (0, 0) if crop is None else window(height, width, crop, name)
+
+    def target(self, row: np.ndarray) -> np.ndarray:
+        return row if self.crop is None else scratch(self.full)
+
+    def done(self, target: np.ndarray, row: np.ndarray) -> None:
+        if self.crop is not None:
+            row[...] = target[self.top : self.top + self.size[0],
+                              self.left : self.left + self.size[1]]  # fmt: skip
