@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.consume import read_every_page
 from benchmarks.contenders import loadwise_decoded, memmap_limit, numpy_limit
 
 #: (name, limit builder, loadwise builder): the decoded targets that compare with a limit.
@@ -35,6 +36,7 @@ def rate(epochs_of: Callable[[], Iterable[Any]], seconds: float) -> float:
     started, samples = time.perf_counter(), 0
     while time.perf_counter() - started < seconds:
         for batch in epochs_of():
+            read_every_page(batch)
             samples += len(batch["label"])
     return samples / (time.perf_counter() - started)
 

@@ -29,6 +29,7 @@ MB = 2**20
 
 def child(data: Path, name: str, epochs: int) -> dict[str, Any]:
     """Two epochs of contender ``name`` here; the peak snapshot's processes (bytes)."""
+    from benchmarks.consume import read_every_page
     from benchmarks.contenders import CONTENDERS
     from benchmarks.peers import PEERS as PEER_TABLE
     from benchmarks.run_one import evict
@@ -40,8 +41,8 @@ def child(data: Path, name: str, epochs: int) -> dict[str, Any]:
     made = build(data, record, workers)
     with PeakMemory(interval=0.02, max_cpu=0.2) as peak:
         for _ in range(epochs):
-            for _batch in made.epochs_of():
-                pass
+            for batch in made.epochs_of():
+                read_every_page(batch)
     assert peak.peak is not None
     procs = [
         {

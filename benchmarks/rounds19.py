@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 import loadwise
+from benchmarks.consume import read_every_page
 from loadwise.sampling.order import batches, epoch_order
 
 PAIRS = {  # name: (pack, mode, workers) for the numerator, then the denominator
@@ -68,6 +69,7 @@ def contender(data: Path, name: str) -> Callable[[], float]:
     def one() -> float:
         started, count = time.perf_counter(), 0
         for batch in made.epochs_of():
+            read_every_page(batch)
             count += len(batch["label"] if isinstance(batch, dict) else batch[1])
         return count / (time.perf_counter() - started)
 
@@ -113,6 +115,7 @@ def epochs(data: Path, pack: str, mode: str, workers: int) -> Callable[[], float
         started, count = time.perf_counter(), 0
         while count == 0 or time.perf_counter() - started < MIN_SECONDS:
             for batch in run:
+                read_every_page(batch)
                 count += len(batch["label"])
         return count / (time.perf_counter() - started)
 

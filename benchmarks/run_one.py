@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from benchmarks.consume import read_every_page
 from benchmarks.contenders import CONTENDERS, SPAWN_SUFFIX
 from benchmarks.peers import PEERS
 from loadwise.monitoring.measure import measure
@@ -34,7 +35,8 @@ def main() -> int:
     result = measure(args.name, contender.epochs_of, epochs=epochs,
                      prepare_seconds=contender.prepare_seconds,
                      disk_bytes=contender.disk_bytes,
-                     steady_seconds=args.steady_seconds)  # fmt: skip
+                     steady_seconds=args.steady_seconds,
+                     consume=read_every_page)  # fmt: skip
     out = result.to_dict()
     out["extra"] = {**contender.extra, "workload": workload, "workers": workers,
                     "evicted_files": evicted}  # fmt: skip
