@@ -29,11 +29,13 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 
 from loadwise.errors import ConfigError, SourceError
 from loadwise.format import crop as crops
 from loadwise.format import deep, exif, spng
+from loadwise.gather.rows import torch_threads_safe
 from loadwise.gather.threads import Threads
 
 IMAGE_MODES = ("L", "RGB")
@@ -62,8 +64,8 @@ def decode_image(
     own depth (uint16, int32, float32)."""
     if mode is not None and mode not in IMAGE_MODES:
         raise ConfigError(f"image mode must be one of {IMAGE_MODES}. Found: {mode!r}.")
-    if size is None and data[:3] == _JPEG_MAGIC and (fast := _simplejpeg()) is not None:
-        decoded = _decode_jpeg(fast, data, mode, name)
+    if data[:3] == _JPEG_MAGIC and (fast := _simplejpeg()) is not None:
+        decoded = _decode_jpeg(fast, data, mode, name, size)
         if decoded is not None:
             return decoded
     head = _png_header(data) if size is None else None
@@ -91,7 +93,9 @@ def decode_image(
             if _DEEP.get(upright.mode) is not None:
                 array = deep.decoded(upright, _DEEP[upright.mode], mode, size, name)
             else:
-                array = _pixels(upright, mode, size)
+                array = _pixels(upright, mode)
+                if size is not None and array.shape[:2] != size:
+                    return resized(array, size)
     except SourceError:  # already names the image (a deep one that cannot be scaled)
         raise
     except (*_DECODE_ERRORS, Image.DecompressionBombWarning) as exc:
@@ -118,12 +122,9 @@ def _wide_colour(image: Image.Image) -> bool:
     return False
 
 
-def _pixels(image: Image.Image, mode: str | None, size: tuple[int, int] | None) -> np.ndarray:
-    """An 8-bit image as uint8 ``(H, W)`` or ``(H, W, 3)`` in ``mode``, resized to ``size``."""
-    image = _to_mode(image, mode)
-    if size is not None and image.size != (size[1], size[0]):
-        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    return np.asarray(image, dtype=np.uint8)
+def _pixels(image: Image.Image, mode: str | None) -> np.ndarray:
+    """An 8-bit image as uint8 ``(H, W)`` or ``(H, W, 3)`` in ``mode``."""
+    return np.asarray(_to_mode(image, mode), dtype=np.uint8)
 
 
 def _to_mode(image: Image.Image, mode: str | None) -> Image.Image:
@@ -147,9 +148,12 @@ def _simplejpeg() -> ModuleType | None:
     return simplejpeg
 
 
-def _decode_jpeg(fast: ModuleType, data: Encoded, mode: str | None, name: str) -> np.ndarray | None:
-    """Decode with simplejpeg; None where its pixels could differ from Pillow's (CMYK, or
-    color to grayscale: Pillow's luma formula is not the JPEG's Y channel): Pillow does."""
+def _decode_jpeg(
+    fast: ModuleType, data: Encoded, mode: str | None, name: str, size: tuple[int, int] | None
+) -> np.ndarray | None:
+    """Decode with simplejpeg (at Pillow's ``draft`` scale and then ``resized`` when a
+    ``size`` is asked); None where its pixels could differ from Pillow's (CMYK, color to
+    grayscale: Pillow's luma formula is not the JPEG's Y channel; EXIF turns): Pillow does."""
     try:
         height, width, space, _ = fast.decode_jpeg_header(data)
     except ValueError as exc:
@@ -165,13 +169,46 @@ def _decode_jpeg(fast: ModuleType, data: Encoded, mode: str | None, name: str) -
             f"bomb limit of {limit} (PIL.Image.MAX_IMAGE_PIXELS)."
         )
     mode = mode or _JPEG_SPACES[space]
+    scale = _draft_scale(height, width, size)
     try:
-        array = fast.decode_jpeg(data, colorspace="GRAY" if mode == "L" else "RGB")
+        array = fast.decode_jpeg(
+            data,
+            colorspace="GRAY" if mode == "L" else "RGB",
+            min_height=-(-height // scale),
+            min_width=-(-width // scale),
+        )
     except ValueError as exc:
         raise SourceError(f"cannot decode image `{name}`: {exc}") from exc
+    if size is not None and array.shape[:2] != size:
+        return resized(array, size)
     return (
         array.transpose(2, 0, 1) if mode == "L" else np.ascontiguousarray(array.transpose(2, 0, 1))
     )
+
+
+def _draft_scale(height: int, width: int, size: tuple[int, int] | None) -> int:
+    """The DCT scale (1, 2, 4 or 8) Pillow's ``draft`` picks to decode at least ``size``:
+    both decoders then run libjpeg-turbo's same scaled IDCT."""
+    if size is None:
+        return 1
+    most = min(height // size[0], width // size[1])
+    return next((scale for scale in (8, 4, 2, 1) if most >= scale), 1)
+
+
+def resized(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(H, W)`` or ``(H, W, C)`` uint8 pixels at ``size`` (H, W), as ``(C, H, W)``: torch's
+    uint8 bilinear, antialiased where it shrinks (``transforms.resize``), which gives
+    Pillow's bilinear filter to within one level at about 3x its speed here (384 -> 224 RGB:
+    0.40-0.47 vs 1.40 ms on one core)."""
+    from loadwise.transforms.resize import resize_images
+
+    if not torch_threads_safe():
+        torch.set_num_threads(1)  # a forked child must not enter the parent's OpenMP pool
+    planes = pixels[..., None] if pixels.ndim == 2 else pixels
+    if not planes.flags.writeable:  # Pillow's bytes: torch wants memory it may write
+        planes = planes.copy()
+    images = torch.from_numpy(planes).permute(2, 0, 1)  # channels-last: torch's fast path
+    return np.ascontiguousarray(resize_images(images, size).numpy())
 
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

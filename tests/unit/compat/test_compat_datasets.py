@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 import loadwise
@@ -20,11 +21,14 @@ Tree = tuple[Path, list[tuple[Path, int]]]
 
 
 def expected_image(path: Path, height: int, width: int) -> np.ndarray:
-    """The file decoded independently of loadwise: JPEG draft scaling, RGB, bilinear resize."""
+    """The file decoded independently of loadwise: JPEG draft scaling, RGB, then torch's
+    uint8 bilinear resize, antialiased when shrinking (within one level of Pillow's)."""
     with Image.open(path) as image:
         image.draft(image.mode, (width, height))
-        resized = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(resized).transpose(2, 0, 1)
+        pixels = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)[None]
+    shrinks = height < pixels.shape[2] or width < pixels.shape[3]
+    out = F.interpolate(pixels, (height, width), mode="bilinear", antialias=shrinks)
+    return np.ascontiguousarray(out[0].numpy())
 
 
 def normalized(pixels: np.ndarray) -> np.ndarray:
