@@ -155,21 +155,32 @@ def as_tensor(images: list[Image.Image]) -> torch.Tensor:
 
 
 def decode_resize(data: bytes) -> np.ndarray:
-    """One image decoded and resized as both sides do it (Pillow, draft, bilinear)."""
+    """One image decoded and resized as users' code does it (Pillow, draft, bilinear)."""
     with Image.open(io.BytesIO(data)) as image:
         image.draft("RGB", SIZE)
         return np.asarray(image.convert("RGB").resize(SIZE, Image.Resampling.BILINEAR))
 
 
-def _decode_all(files: list[bytes]) -> int:
+def loadwise_decode_resize(data: bytes) -> np.ndarray:
+    """One image decoded and resized as loadwise's pack does it (simplejpeg at Pillow's
+    draft scale, torch's uint8 antialiased bilinear)."""
+    from loadwise.format.codecs import decode_image
+
+    return decode_image(data, mode="RGB", size=SIZE)
+
+
+def _decode_all(files: list[bytes], decode: Any = decode_resize) -> int:
     for data in files:
-        decode_resize(data)
+        decode(data)
     return len(files)
 
 
-def decode_on_all_cores(files: list[bytes], pool: Any) -> tuple[float, float]:
-    """Seconds to decode and resize ``files`` split over ``pool``'s processes, and the CPU
-    seconds those processes used (the contention-proof figure on a shared machine)."""
+def decode_on_all_cores(
+    files: list[bytes], pool: Any, decode: Any = decode_resize
+) -> tuple[float, float]:
+    """Seconds to decode and resize ``files`` (with ``decode``, a module-level function)
+    split over ``pool``'s processes, and the CPU seconds those processes used (the
+    contention-proof figure on a shared machine)."""
     import psutil
 
     workers = pool._max_workers
@@ -177,7 +188,7 @@ def decode_on_all_cores(files: list[bytes], pool: Any) -> tuple[float, float]:
     processes = [psutil.Process(pid) for pid in pool._processes]
     used = sum(sum(p.cpu_times()[:2]) for p in processes)
     started = time.perf_counter()
-    assert sum(pool.map(_decode_all, parts)) == len(files)
+    assert sum(pool.map(_decode_all, parts, [decode] * workers)) == len(files)
     seconds = time.perf_counter() - started
     return seconds, sum(sum(p.cpu_times()[:2]) for p in processes) - used
 
