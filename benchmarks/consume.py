@@ -17,14 +17,18 @@ import torch
 PAGE = 4096
 
 
-def read_every_page(batch: Any) -> int:
+def read_every_page(batch: Any) -> None:
     """Read one byte of each page of every tensor in ``batch`` (dicts, lists, tuples)."""
+    _walk(batch)
+
+
+def _walk(batch: Any) -> int:
     if isinstance(batch, torch.Tensor):
         return _read(batch)
     if isinstance(batch, dict):
-        return sum(read_every_page(value) for value in batch.values())
+        return sum(_walk(value) for value in batch.values())
     if isinstance(batch, (list, tuple)):
-        return sum(read_every_page(value) for value in batch)
+        return sum(_walk(value) for value in batch)
     return 0
 
 

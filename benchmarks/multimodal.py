@@ -11,8 +11,9 @@ alternating which goes first, and a target is judged on the median of its per-ro
    (``--docs-rows`` of them, scaled to ``count``: the loop is linear), and against the floor
    max(count x 20 ms / 64, decoding and resizing the same images on all cores with Pillow,
    as users' code does); beside it the same floor with loadwise's own decoder (simplejpeg,
-   torch's uint8 resize: ~2.4x Pillow's speed), and the floor with the HTTP client's own CPU (aiohttp alone fetching the same URLs, in a
-   fresh interpreter, no loadwise) spread over the cores: the cores must do that too;
+   torch's uint8 resize: ~2.4x Pillow's speed), and the floor with the HTTP client's own
+   CPU (aiohttp alone fetching the same URLs, in a fresh interpreter, no loadwise) spread
+   over the cores: the cores must do that too;
 2. second run: the same load in a fresh interpreter, from the cache: seconds, requests;
 3. epochs 2+ with 0 workers: ``loadwise.loader`` against the documents' list of PIL images
    through ``DataLoader(..., collate_fn=collate_in_memory_images)`` turned into a tensor;

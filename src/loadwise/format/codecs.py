@@ -5,9 +5,9 @@ with the same pixels: both are libjpeg-turbo with the same IDCT and upsampling),
 8-bit gray or RGB PNGs to libspng (lossless, so the same pixels; 6-9x Pillow on 105x105
 drawings), called through ctypes from pyspng's wheel (``spng.py``: without the GIL, CRCs
 and the zlib stream checked, straight into the batch buffer). Both are small wheels
-installed with loadwise; without them Pillow does it. With a target ``size`` Pillow's
-``draft`` decodes at a reduced DCT scale instead, so packed bytes do not depend on which
-decoder is installed.
+installed with loadwise; without them Pillow does it. With a target ``size`` a JPEG
+decodes at the reduced DCT scale Pillow's ``draft`` would pick (with either decoder, the
+same scaled IDCT), then torch's uint8 bilinear resizes it (``resized``).
 Decoding is strict: truncated files, decompression bombs and unknown formats raise
 ``SourceError`` naming the item, so ``pack`` can raise or skip by its ``on_error`` policy.
 
