@@ -7,6 +7,7 @@ contiguous buffer (or offsets + data) that readers map as numpy views.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import xxhash
 from loadwise.errors import SourceError
 from loadwise.format.fields import FieldSpec, FixedField
 from loadwise.format.spec import BLOCK_BYTES, BufferSpan, ShardSpec, block_checksums
-from loadwise.system import fsync_path
+from loadwise.system import PieceWriter, fsync_path
 
 SHARD_SUFFIX = ".arrow"
 _FIRST_BYTES = 256 << 20  # row buffers start this large at most
@@ -157,10 +158,17 @@ def _span(buffer: pa.Buffer | None, base: int, length: int) -> BufferSpan:
 
 
 def _write_batch(path: Path, batch: pa.RecordBatch, durable: bool = True) -> None:
-    """Write through Arrow's own file (no Python file object: the GIL is free meanwhile and
-    nothing is copied through Python), then fsync (unless not ``durable``)."""
-    with pa.OSFile(str(path), "wb") as handle, pa.ipc.new_file(handle, batch.schema) as writer:
-        writer.write_batch(batch)
+    """Write the batch's IPC file in pieces of ``system.WRITE_BYTES`` (Arrow's own file
+    writes each column buffer in one call: 6 x 16 MiB in 0.18-0.26 s here, in pieces
+    0.026-0.033 s; nothing is copied, the GIL is free during each write), then fsync
+    (unless not ``durable``)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        handle = pa.PythonFile(PieceWriter(fd), mode="w")
+        with handle, pa.ipc.new_file(handle, batch.schema) as writer:
+            writer.write_batch(batch)
+    finally:
+        os.close(fd)
     if durable:
         fsync_path(path)
 

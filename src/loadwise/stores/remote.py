@@ -36,16 +36,12 @@ from loadwise.stores.base import MANIFEST_NAME, ShardFile
 from loadwise.stores.cache import ShardCache
 from loadwise.stores.filesystem import _filesystem, _short
 from loadwise.stores.pinned import RemoteShardFile, _Janitor, _process
+from loadwise.system import write_all
 
 log = logging.getLogger(__name__)
 
 #: Bytes the cache of a remote dataset may hold unless ``cache_limit`` says otherwise.
 DEFAULT_CACHE_LIMIT = 8 * 2**30
-#: Largest piece a downloaded part is written in. The kernel sizes page-cache folios by the
-#: write: 4 MiB writes get 2 MiB folios, which a VM that reports free 2 MiB blocks to its host
-#: (free page reporting) must have backed again on first touch: 92 MiB into new files at
-#: 308-627 MB/s in 4 MiB writes, 4.7-4.9 GB/s in 1 MiB writes (this machine, 3 rounds).
-WRITE_BYTES = 2**20
 
 
 class StoreError(LoadwiseError, OSError):
@@ -306,9 +302,7 @@ class RemoteStore:
                     f"manifest was written; re-run `loadwise pack`, or `loadwise verify "
                     f"{self.location}`."
                 )
-        view, at = memoryview(data), 0
-        while at < len(view):
-            at += os.pwrite(fd, view[at : at + WRITE_BYTES], start + at)
+        write_all(fd, data, start)  # in pieces: see ``system.WRITE_BYTES``
 
     def _get(self, url: str, start: int | None = None, end: int | None = None) -> bytes:
         """Bytes ``[start, end)`` of ``url`` (all without them), retried with backoff."""
