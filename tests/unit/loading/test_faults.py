@@ -81,13 +81,14 @@ def test_a_worker_killed_between_epochs_is_a_worker_error(arrays_packed: Path) -
 
 
 class SlowBatches:
-    """Each batch takes 0.3 s, so a killed worker surely holds the batches sent to it."""
+    """Each batch takes 1 s, so a worker killed right after the first batch arrives surely
+    still holds the batches sent to it (0.3 s was once too short under a loaded suite)."""
 
     def __len__(self) -> int:
         return 64
 
     def get_batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        time.sleep(0.3)
+        time.sleep(1.0)
         return {"index": torch.as_tensor(np.asarray(indices))}
 
 
