@@ -31,6 +31,7 @@ from loadwise.access.budget import available_memory, check_fraction
 from loadwise.cache_dir import cache_dir
 from loadwise.compat.cache import finished, locked
 from loadwise.errors import ConfigError, PackError
+from loadwise.format.codecs import SIZED_DECODE_REVISION
 from loadwise.format.reader import read_manifest
 from loadwise.format.spec import FORMAT_VERSION
 from loadwise.packing import PackPlan, ShardLayout, pack
@@ -99,7 +100,8 @@ def packed_hf(
             shutil.rmtree(dest.parent, ignore_errors=True)
             raise
         return dest, False
-    key = json.dumps([described, _plain(decode), on_error, FORMAT_VERSION], sort_keys=True)
+    revisions = [FORMAT_VERSION, SIZED_DECODE_REVISION]
+    key = json.dumps([described, _plain(decode), on_error, revisions], sort_keys=True)
     dest = _hf_dir() / f"{_name(source)}-{xxhash.xxh3_64_hexdigest(key.encode())}"
     if finished(dest):
         return dest, True

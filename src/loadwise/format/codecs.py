@@ -39,6 +39,10 @@ from loadwise.gather.rows import torch_threads_safe
 from loadwise.gather.threads import Threads
 
 IMAGE_MODES = ("L", "RGB")
+#: Which pixels decoding to a size gives: 2 since JPEGs decode with simplejpeg at Pillow's
+#: draft scale and torch resizes (within one level of Pillow's resize before). Part of the
+#: keys of a resumed pack and of the HF cache, so older pixels are never mixed with these.
+SIZED_DECODE_REVISION = 2
 #: Encoded image bytes: a ``bytes`` object, or a view of a buffer (no copy to decode it).
 Encoded = bytes | memoryview
 _JPEG_MAGIC = b"\xff\xd8\xff"

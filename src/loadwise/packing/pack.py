@@ -22,6 +22,7 @@ import xxhash
 
 from loadwise.cache_dir import cache_dir
 from loadwise.errors import ConfigError, LoadwiseError, PackError
+from loadwise.format.codecs import SIZED_DECODE_REVISION
 from loadwise.format.fields import FieldSpec
 from loadwise.format.spec import FORMAT_VERSION, MANIFEST_NAME, Manifest, Skipped, manifest_to_json
 from loadwise.packing.generation import stamp_generation
@@ -168,7 +169,7 @@ def _key(described: dict[str, Any], plan: PackPlan, resume: bool) -> str:
             f"arrays); `{described.get('root', 'this source')}` ({described.get('kind')}) "
             f"cannot be. Pack without resume."
         )
-    options = {**plan.key(), "format": FORMAT_VERSION}
+    options = {**plan.key(), "format": FORMAT_VERSION, "sized_decode": SIZED_DECODE_REVISION}
     return xxhash.xxh3_64_hexdigest(json.dumps([described, options], sort_keys=True).encode())
 
 
