@@ -39,16 +39,21 @@ def read_ahead(
     seen: set[int] = set()
     pending: deque[int] = deque()  # first-use batch of each shard fetched ahead, in order
     uses: dict[int, list[int]] = {}  # shards of each batch scanned and not yet handed out
-    scanned = 0
+    started: list[str] = []  # shards fetched ahead while the window opens
+    window, scanned = 1, 0
     for i, batch in enumerate(batches):
         while pending and pending[0] <= i:
             pending.popleft()
-        while len(pending) < ahead and scanned < len(batches):
+        if window < ahead:  # doubled per shard arrived: the first ones come unshared
+            window = min(ahead, 1 << sum(map(store.has_copy, started)))
+        while len(pending) < window and scanned < len(batches):
             uses[scanned] = shards_of(batches[scanned], starts)
             for number in uses[scanned]:
                 if number not in seen:
                     seen.add(number)
                     pending.append(scanned)
+                    if window < ahead:
+                        started.append(names[number])
                     first = {names[n] for j in range(i, scanned) for n in uses.get(j, ())}
                     if not store.start_fetch(names[number], first):
                         pool.submit(_fetch, store, names[number], first)

@@ -21,11 +21,11 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import xxhash
@@ -34,11 +34,13 @@ from loadwise.cache_dir import cache_dir as loadwise_cache_dir
 from loadwise.errors import ConfigError, FormatError, IntegrityError, LoadwiseError
 from loadwise.stores.base import MANIFEST_NAME, ShardFile
 from loadwise.stores.cache import ShardCache
+from loadwise.stores.direct import DirectReader
 from loadwise.stores.filesystem import _filesystem, _short
 from loadwise.stores.pinned import RemoteShardFile, _Janitor, _process
 from loadwise.system import write_all
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Bytes the cache of a remote dataset may hold unless ``cache_limit`` says otherwise.
 DEFAULT_CACHE_LIMIT = 8 * 2**30
@@ -72,6 +74,10 @@ class FetchOptions:
     #: reader, and two processes can run side by side. Off by default: on this 2-core
     #: machine, loaded, it measured no faster than threads (+45 MB PSS over the tree).
     helper: bool = False
+    #: S3 shards are read over presigned URLs through botocore's urllib3 session
+    #: (``direct.py``: a third of s3fs's CPU per byte); False reads them through fsspec,
+    #: as every other backend is.
+    direct: bool = True
 
     def __post_init__(self) -> None:
         for name in ("prefetch", "retries"):
@@ -214,6 +220,8 @@ class RemoteStore:
         if local.helper is None and self.fetch.helper and not local.helper_failed:
             from loadwise.stores.fetcher import Helper
 
+            self._direct()  # made before the fork: the helper reads what this one signs
+
             try:
                 local.helper = Helper(self)
             except OSError as exc:  # no more processes or pipes: fetch here
@@ -221,8 +229,17 @@ class RemoteStore:
                 local.helper_failed = True
         if local.helper is None or not local.helper.alive:
             return False
-        local.helper.submit(name, needed_first)
+        direct = self._direct()
+        signed = direct.signed(self._url(name)) if direct is not None else None
+        local.helper.submit(name, needed_first, signed)
         return True
+
+    def signed_elsewhere(self, name: str, signed: str) -> None:
+        """Read shard ``name`` from ``signed``, an address another process signed for it
+        (the read-ahead helper's parent), instead of signing it here."""
+        direct = self._direct()
+        if direct is not None:
+            direct.remember(self._url(name), signed)
 
     def acquire(self, spec: Any) -> int:
         """A pinned descriptor of the local copy of ``spec``, fetched first if needed; a
@@ -247,6 +264,10 @@ class RemoteStore:
                            keep=self._here().needed, on_wait=self.let_go)  # fmt: skip
             finally:
                 claim.release()
+
+    def has_copy(self, name: str) -> bool:
+        """True if shard ``name`` is in the cache now (fetched by any process)."""
+        return self._copy(self.shards[name]).exists()
 
     def checked_on_arrival(self, name: str) -> bool:
         """True if the copy of shard ``name`` in the cache now is one this process downloaded
@@ -288,43 +309,65 @@ class RemoteStore:
             self._local.arrived[spec.name] = inode
 
     def _part(self, url: str, spec: Any, fd: int, start: int, end: int) -> None:
+        direct = self._direct()
+        if direct is not None:
+            self._retried(url, start, end, partial(
+                direct.read, url, start, end, spec.block_bytes, partial(self._arrived, spec, fd)
+            ))  # fmt: skip
+            return
         data = self._get(url, start, end)
-        first = start // spec.block_bytes
-        for number in range(first, -(-end // spec.block_bytes)):
-            a, length = spec.block_span(number)
-            if (
-                xxhash.xxh3_64_hexdigest(data[a - start : a - start + length])
-                != (spec.block_xxh3[number])
-            ):
-                raise IntegrityError(
-                    f"shard `{spec.name}` in `{self.location}` fails its checksum (block "
-                    f"{number}, bytes {a:,}-{a + length - 1:,}): the object changed after the "
-                    f"manifest was written; re-run `loadwise pack`, or `loadwise verify "
-                    f"{self.location}`."
-                )
+        view = memoryview(data)
+        for a in range(start, end, spec.block_bytes):
+            self._check(spec, a, view[a - start : a - start + spec.block_bytes])
         write_all(fd, data, start)  # in pieces: see ``system.WRITE_BYTES``
 
+    def _arrived(self, spec: Any, fd: int, offset: int, block: memoryview) -> None:
+        """One block of ``spec`` at ``offset`` came: checked, then written to ``fd``."""
+        self._check(spec, offset, block)
+        write_all(fd, block, offset)
+
+    def _check(self, spec: Any, offset: int, block: memoryview) -> None:
+        number = offset // spec.block_bytes
+        if xxhash.xxh3_64_hexdigest(block) != spec.block_xxh3[number]:
+            a, length = spec.block_span(number)
+            raise IntegrityError(
+                f"shard `{spec.name}` in `{self.location}` fails its checksum (block "
+                f"{number}, bytes {a:,}-{a + length - 1:,}): the object changed after the "
+                f"manifest was written; re-run `loadwise pack`, or `loadwise verify "
+                f"{self.location}`."
+            )
+
     def _get(self, url: str, start: int | None = None, end: int | None = None) -> bytes:
-        """Bytes ``[start, end)`` of ``url`` (all without them), retried with backoff."""
-        fs, last = self._fs(), None
-        for attempt in range(self.fetch.retries + 1):
-            if attempt:
-                time.sleep(self.fetch.backoff * 2 ** (attempt - 1))
+        """Bytes ``[start, end)`` of ``url`` (all without them) through fsspec, retried."""
+        fs = self._fs()
+
+        def attempt() -> bytes:
+            data = fs.cat_file(url, start=start, end=end)
+            if start is not None and end is not None and len(data) != end - start:
+                raise OSError(f"got {len(data):,} of {end - start:,} bytes")
+            return bytes(data)
+
+        return self._retried(url, start, end, attempt)
+
+    def _retried(self, url: str, start: int | None, end: int | None, attempt: Callable[[], T]) -> T:
+        """``attempt()`` tried up to ``retries + 1`` times with backoff; a missing bucket or
+        refused credentials fail at once, as does a damaged block (``LoadwiseError``)."""
+        last: BaseException | None = None
+        for number in range(self.fetch.retries + 1):
+            if number:
+                time.sleep(self.fetch.backoff * 2 ** (number - 1))
             try:
-                data = fs.cat_file(url, start=start, end=end)
+                return attempt()
             except FileNotFoundError as exc:
                 if "bucket" in str(exc).lower():
                     raise self._refused(exc) from None
                 raise
             except PermissionError as exc:
                 raise self._refused(exc) from None
+            except LoadwiseError:
+                raise
             except Exception as exc:  # noqa: BLE001  # each backend raises its own
                 last = exc
-                continue
-            if start is not None and end is not None and len(data) != end - start:
-                last = OSError(f"got {len(data):,} of {end - start:,} bytes")
-                continue
-            return bytes(data)
         where = "" if start is None else f" (bytes {start:,}-{end:,})"
         raise StoreError(
             f"reading `{url}`{where} failed {self.fetch.retries + 1} times, the last with "
@@ -366,9 +409,10 @@ class RemoteStore:
 
     def _here(self) -> _Local:
         if self._local.pid != _process():  # a forked child: nothing of the parent's is usable
-            parent = self._local.fs
+            parent = self._local
             self._reset()
-            self._local.parent_fs = parent  # but its client's loaded models, see ``_fs``
+            self._local.parent_fs = parent.fs  # but its client's loaded models, see ``_fs``
+            self._local.parent_direct = parent.direct or parent.parent_direct  # and signed URLs
         return self._local
 
     def _fs(self) -> Any:
@@ -376,6 +420,18 @@ class RemoteStore:
         if local.fs is None:
             local.fs = _filesystem(self.location, self.storage_options, local.parent_fs, True)
         return local.fs
+
+    def _direct(self) -> DirectReader | None:
+        """This process's presigned-URL reader (``direct.py``), if shards are read that way."""
+        local = self._here()
+        if local.direct is None:
+            if local.parent_direct:  # forked: no file system needed to read what was signed
+                local.direct = local.parent_direct.forked(self._fs)
+            elif self.fetch.direct and DirectReader.usable(self._fs(), self.location):
+                local.direct = DirectReader(self._fs, self.storage_options, self.fetch.parallel)
+            else:
+                local.direct = False
+        return local.direct or None
 
     def _cache(self) -> ShardCache:
         local = self._here()
@@ -445,9 +501,11 @@ class _Local:
         self.claims: dict[Path, threading.Lock] = {}  # copies being fetched by a thread
         self.busy, self.since = False, 0.0  # a batch is being read; when the last ended
         self.janitor: _Janitor | None = None
+        self.direct: DirectReader | Literal[False] | None = None  # False: through fsspec
         self.helper: Any = None  # fetcher.Helper, once read-ahead started one
         self.helper_failed = False
         self.parent_fs: Any = None  # the file system of the process this one forked from
+        self.parent_direct: DirectReader | Literal[False] | None = None  # and its reader
 
     def held(self) -> list[RemoteShardFile]:
         """The files holding a pin now."""

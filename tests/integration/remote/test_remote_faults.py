@@ -58,10 +58,13 @@ def test_a_cache_limit_below_one_shard_is_refused(arrays_url: str, s3: S3, cache
                       storage_options=s3.options())  # fmt: skip
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["presigned", "fsspec"])
 def test_an_object_changed_after_the_manifest_is_refused_naming_the_shard(
-    arrays_url: str, s3: S3, cache: Path
+    arrays_url: str, s3: S3, cache: Path, direct: bool
 ) -> None:
-    data = loadwise.open(arrays_url, "streaming", cache_dir=cache, storage_options=s3.options())
+    store = RemoteStore(arrays_url, cache_dir=cache, storage_options=s3.options(),
+                        fetch=FetchOptions(direct=direct))  # fmt: skip
+    data = loadwise.open(store, "streaming")
     shard = data.manifest.shards[1]
     bucket, key = arrays_url.removeprefix("s3://").split("/", 1)
     body = s3.client().get_object(Bucket=bucket, Key=f"{key}/{shard.name}")["Body"].read()
@@ -74,27 +77,30 @@ def test_an_object_changed_after_the_manifest_is_refused_naming_the_shard(
     assert_batch_holds(data.get_batch([0]), array_columns(), [0], "shard 0 is fine")
 
 
-def _flaky_store(s3: S3, url: str, cache: Path, stop_after: int, server: object) -> RemoteStore:
-    """A store over ``server`` that stops it after ``stop_after`` ranged reads."""
+def _flaky_store(
+    s3: S3, url: str, cache: Path, stop_after: int, server: object, direct: bool
+) -> RemoteStore:
+    """A store over ``server`` that stops it after ``stop_after`` ranged reads began."""
     store = RemoteStore(
         url, cache_dir=cache, storage_options=s3.options(),
-        fetch=FetchOptions(part_bytes=1, parallel=1, retries=1, backoff=0.05, prefetch=0),
+        fetch=FetchOptions(part_bytes=1, parallel=1, retries=1, backoff=0.05, prefetch=0,
+                           direct=direct),
     )  # fmt: skip
-    real, calls = store._get, [0]
+    real, calls = store._part, [0]
 
-    def get(target: str, start: int | None = None, end: int | None = None) -> bytes:
-        if start is not None:
-            calls[0] += 1
-            if calls[0] == stop_after + 1:
-                server.stop()  # type: ignore[attr-defined]  # the server dies mid-download
-        return real(target, start, end)
+    def part(*args: object) -> None:
+        calls[0] += 1
+        if calls[0] == stop_after + 1:
+            server.stop()  # type: ignore[attr-defined]  # the server dies mid-download
+        real(*args)  # type: ignore[arg-type]
 
-    store._get = get  # type: ignore[method-assign]
+    store._part = part  # type: ignore[method-assign]
     return store
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["presigned", "fsspec"])
 def test_a_server_stopped_mid_download_fails_clearly_and_caches_nothing(
-    s3: S3, tmp_path: Path
+    s3: S3, tmp_path: Path, direct: bool
 ) -> None:
     server = start_server()
     host, port = server.get_host_and_port()
@@ -102,7 +108,7 @@ def test_a_server_stopped_mid_download_fails_clearly_and_caches_nothing(
     url = f"s3://{own.new_bucket()}/arrays"
     loadwise.pack(array_columns(), url, shard_bytes=1_500, block_bytes=256, progress=False,
                   storage_options=own.options())  # fmt: skip
-    store = _flaky_store(own, url, tmp_path / "cache", stop_after=2, server=server)
+    store = _flaky_store(own, url, tmp_path / "cache", 2, server, direct)
     data = loadwise.open(store, "streaming")
     with pytest.raises(StoreError, match="failed 2 times") as caught:
         data.get_batch([0])

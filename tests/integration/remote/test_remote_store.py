@@ -111,6 +111,9 @@ def test_a_forked_child_reads_through_the_parents_store(
         try:
             cache_copy = Path(str(cache) + "-child")
             data.store.cache_dir = cache_copy  # force real downloads in the child
+            assert_batch_holds(data.get_batch([0, 299]), array_columns(), [0, 299], "child")
+            # what the parent signed is fetched with its signatures: no s3fs made here
+            assert data.store._here().fs is None  # type: ignore[attr-defined]
             assert_batch_holds(data.get_batch([5, 150]), array_columns(), [5, 150], "child")
             code = 0
         finally:
