@@ -28,6 +28,7 @@ never leaves a lock held or a partial copy counted):
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import itertools
 import os
@@ -37,7 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadwise.errors import ConfigError
+from loadwise.errors import ConfigError, LoadwiseError
 from loadwise.system import ForkClosedFds, fsync_path, process_alive
 
 MARKER = ".loadwise-cache"
@@ -48,6 +49,26 @@ _counter = itertools.count()
 
 #: Descriptors this process holds locks through, closed in a forked child at once.
 _HELD = ForkClosedFds()
+
+
+class CacheError(LoadwiseError, OSError):
+    """The shard cache's folder could not take a copy (no space, no permission); names
+    the folder and what to do."""
+
+
+def cache_error(root: Path, shard: str, exc: OSError) -> CacheError:
+    """``exc``, met while writing the copy of ``shard`` into the cache at ``root``, with
+    what to do about it."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        advice = "free some space there, or give `cache_dir` a folder with room"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        advice = "give `cache_dir` a folder this user can write to"
+    else:
+        advice = "check that folder's disk"
+    return CacheError(
+        f"cannot write shard `{shard}` into the shard cache at `{root}`: "
+        f"{exc.strerror or exc}; {advice}. Nothing half-written is kept."
+    )
 
 
 @dataclass(frozen=True)
@@ -110,7 +131,12 @@ class ShardCache:
         with _locked(path.parent / f".{path.name}.lock", on_wait):  # one downloader
             if path.exists():
                 return True
-            part = self._reserve(path, size, ahead, keep, on_wait, patience)
+            try:
+                part = self._reserve(path, size, ahead, keep, on_wait, patience)
+            except OSError as exc:
+                if isinstance(exc, LoadwiseError | TimeoutError):
+                    raise
+                raise cache_error(self.root, path.name.rsplit(".", 1)[0], exc) from None
             if part is None:
                 return False
             try:
@@ -273,10 +299,15 @@ def _reserved(path: Path, size: int) -> Path:
         if size:
             try:
                 os.posix_fallocate(fd, 0, size)  # the space is really taken, as counted
-            except OSError:
-                os.ftruncate(fd, size)
-    finally:
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                    raise
+                os.ftruncate(fd, size)  # a file system that cannot reserve
+    except OSError:
         os.close(fd)
+        os.unlink(part)
+        raise
+    os.close(fd)
     return part
 
 
@@ -302,4 +333,4 @@ def _stat(entry: os.DirEntry[str]) -> os.stat_result | None:
         return None
 
 
-__all__ = ["MARKER", "CacheUse", "ShardCache", "unpin"]
+__all__ = ["MARKER", "CacheError", "CacheUse", "ShardCache", "cache_error", "unpin"]

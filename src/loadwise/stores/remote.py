@@ -33,7 +33,7 @@ import xxhash
 from loadwise.cache_dir import cache_dir as loadwise_cache_dir
 from loadwise.errors import ConfigError, FormatError, IntegrityError, LoadwiseError
 from loadwise.stores.base import MANIFEST_NAME, ShardFile
-from loadwise.stores.cache import ShardCache
+from loadwise.stores.cache import ShardCache, cache_error
 from loadwise.stores.direct import DirectReader
 from loadwise.stores.filesystem import _filesystem, _short
 from loadwise.stores.pinned import RemoteShardFile, _Janitor, _process
@@ -319,12 +319,20 @@ class RemoteStore:
         view = memoryview(data)
         for a in range(start, end, spec.block_bytes):
             self._check(spec, a, view[a - start : a - start + spec.block_bytes])
-        write_all(fd, data, start)  # in pieces: see ``system.WRITE_BYTES``
+        self._write(spec, fd, start, view)
 
     def _arrived(self, spec: Any, fd: int, offset: int, block: memoryview) -> None:
         """One block of ``spec`` at ``offset`` came: checked, then written to ``fd``."""
         self._check(spec, offset, block)
-        write_all(fd, block, offset)
+        self._write(spec, fd, offset, block)
+
+    def _write(self, spec: Any, fd: int, offset: int, data: memoryview) -> None:
+        """``data`` into the copy of ``spec`` being filled; a full or read-only disk is the
+        cache's error (never retried as the storage's)."""
+        try:
+            write_all(fd, data, offset)  # in pieces: see ``system.WRITE_BYTES``
+        except OSError as exc:
+            raise cache_error(self._cache().root, spec.name, exc) from None
 
     def _check(self, spec: Any, offset: int, block: memoryview) -> None:
         number = offset // spec.block_bytes

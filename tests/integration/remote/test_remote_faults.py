@@ -121,3 +121,32 @@ def test_a_server_stopped_mid_download_fails_clearly_and_caches_nothing(
         for n in left
         if n.endswith(".arrow") or ".part" in n or ".arrow." in n and not n.endswith(".lock")
     ], left  # no copy, no partial download
+
+
+@pytest.mark.parametrize("where", ["reserve", "write"])
+def test_a_full_cache_disk_is_the_caches_error_at_once(
+    arrays_url: str, s3: S3, cache: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """No room on the cache's disk is not the storage failing: one attempt, an error naming
+    the cache folder and what to do, and nothing half-written left."""
+    import errno
+
+    from loadwise.stores import cache as cache_module
+    from loadwise.stores import remote as remote_module
+    from loadwise.stores.cache import CacheError
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "reserve":
+        monkeypatch.setattr(cache_module.os, "posix_fallocate", full)
+    else:
+        monkeypatch.setattr(remote_module, "write_all", full)
+    store = RemoteStore(arrays_url, cache_dir=cache, storage_options=s3.options(),
+                        fetch=FetchOptions(prefetch=0, backoff=5))  # fmt: skip
+    data = loadwise.open(store, "streaming")
+    with pytest.raises(CacheError, match="No space left") as caught:
+        data.get_batch([0])  # retried, it would end in a StoreError after 35 s of backoff
+    assert str(cache.resolve()) in str(caught.value) and "cache_dir" in str(caught.value)
+    _no_internals(caught.value)
+    assert [p.name for p in cache.rglob("*.part")] == []
