@@ -4,6 +4,9 @@ botocore session."""
 
 from __future__ import annotations
 
+import os
+import sys
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,6 +66,37 @@ def _s3_options(options: Mapping[str, Any], session: Any) -> dict[str, Any]:
     if session is not None:
         given.setdefault("session", session)
     return given
+
+
+#: In a forked child: the file systems made before the fork, kept from collection.
+_INHERITED: list[Any] = []
+
+
+def _forget_parent_sessions() -> None:
+    """In a forked child, leave the file systems made before the fork alone for good.
+
+    s3fs closes a file system's session, when it is collected, through the event loop of
+    the process that made it, which has no thread here: each one collected in a child (a
+    dropped dataset's, or any cyclic garbage the fork copied) waited 1 s (fsspec's ``sync``
+    timeout), so DataLoader workers stalled 1-3 s mid-epoch. Closing it here instead would
+    unregister its sockets from the epoll set the child shares with its parent. So their
+    finalizers are detached and they are kept (their memory is the parent's, shared): the
+    child never uses them (``RemoteStore`` makes its own after a fork), and their sockets
+    close with the child."""
+    if "s3fs" not in sys.modules:
+        return
+    registry = getattr(weakref.finalize, "_registry", {})
+    for finalizer in list(registry):
+        found = finalizer.peek()
+        if found is not None and getattr(found[1], "__qualname__", "") == (
+            "S3FileSystem.close_session"
+        ):
+            finalizer.detach()
+            _INHERITED.append(found[0])
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_sessions)
 
 
 def _short(exc: BaseException | None) -> str:

@@ -433,10 +433,11 @@ class RemoteStore:
         """This process's presigned-URL reader (``direct.py``), if shards are read that way."""
         local = self._here()
         if local.direct is None:
+            maker = _fs_maker(self)
             if local.parent_direct:  # forked: no file system needed to read what was signed
-                local.direct = local.parent_direct.forked(self._fs)
+                local.direct = local.parent_direct.forked(maker)
             elif self.fetch.direct and DirectReader.usable(self._fs(), self.location):
-                local.direct = DirectReader(self._fs, self.storage_options, self.fetch.parallel)
+                local.direct = DirectReader(maker, self.storage_options, self.fetch.parallel)
             else:
                 local.direct = False
         return local.direct or None
@@ -487,6 +488,20 @@ class RemoteStore:
 
     def __repr__(self) -> str:
         return f"RemoteStore({self.location!r}, cache_dir={str(self.cache_dir)!r})"
+
+
+def _fs_maker(store: RemoteStore) -> Callable[[], Any]:
+    """``store._fs`` without holding ``store``: the reader it is given to lives in the
+    store, and a cycle would leave every dropped store to the cyclic collector."""
+    ref = weakref.ref(store)
+
+    def fs() -> Any:
+        alive = ref()
+        if alive is None:
+            raise StoreError("the dataset's remote store is gone: open the dataset again.")
+        return alive._fs()
+
+    return fs
 
 
 class _Local:

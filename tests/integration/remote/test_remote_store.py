@@ -122,6 +122,35 @@ def test_a_forked_child_reads_through_the_parents_store(
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+def test_a_forked_child_collects_a_dropped_datasets_file_system_at_once(
+    arrays_url: str, s3: S3, cache: Path
+) -> None:
+    """s3fs closes a file system's session through the event loop of the process that made
+    it; collected in a forked child (a DataLoader worker), each dropped one waited 1 s for
+    a loop with no thread there. Workers stalled 1-3 s mid-epoch this way."""
+    import gc
+    import time
+
+    data = _open(arrays_url, s3, cache)
+    data.get_batch([0, 299])  # the file system has a session (and s3fs's finalizer) now
+    gc.disable()  # the file system is cyclic garbage once dropped: kept for the child
+    try:
+        del data
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                started = time.perf_counter()
+                gc.collect()
+                code = 0 if time.perf_counter() - started < 0.5 else 3
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        gc.enable()
+    assert os.waitstatus_to_exitcode(status) == 0, "the child's collection waited"
+
+
 def test_cache_stays_within_limit_plus_one_shard_with_workers(
     arrays_url: str, s3: S3, cache: Path
 ) -> None:
