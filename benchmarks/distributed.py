@@ -120,7 +120,7 @@ def back_fresh_memory(nbytes: int, folder: Path) -> None:
     sessions 10-11); a cold epoch puts the whole dataset into the page cache, a local
     epoch reads what is there. Measuring a cold epoch after this takes that cost out."""
     path = folder / "back-fresh-memory"
-    chunk = b"\0" * 2**16
+    chunk = b"\0" * 2**20  # the cache's write size: folios of the same order
     with open(path, "wb") as f:
         for _ in range(2 * nbytes // len(chunk)):
             f.write(chunk)
