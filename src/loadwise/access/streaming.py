@@ -78,8 +78,7 @@ class PreadStorage:
                     local - low
                 ]
                 continue
-            for j, start in zip(positions.tolist(), (base + local * size).tolist(), strict=True):
-                shard.file.read_into(memoryview(rows[j]), start)
+            shard.file.read_rows(rows, positions, base, size, local)
         return out
 
     def segments(self, spec: FieldSpec, indices: np.ndarray) -> Iterator[Segment]:

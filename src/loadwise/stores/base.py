@@ -15,6 +15,8 @@ import os
 from collections.abc import Iterable
 from typing import Protocol
 
+import numpy as np
+
 from loadwise.errors import IntegrityError
 
 #: The manifest's file name; its presence means the dataset is complete (written last).
@@ -80,6 +82,14 @@ class ShardFile:
             if os.preadv(fd, [buffer[at : at + length]], offset) != length:
                 self.read_into(buffer[at : at + length], offset)  # a short read: retry or fail
             at += length
+
+    def read_rows(
+        self, into: np.ndarray, at: np.ndarray, base: int, size: int, local: np.ndarray
+    ) -> None:
+        """Rows ``local`` of a table of ``size``-byte rows starting at ``base`` into rows
+        ``at`` of ``into`` (uint8, one row of ``size`` bytes each): one read per row."""
+        for j, start in zip(at.tolist(), (base + local * size).tolist(), strict=True):
+            self.read_into(memoryview(into[j]), start)
 
     def map(self) -> mmap.mmap | None:
         """The whole file mapped read-only (None for an empty file)."""

@@ -92,6 +92,16 @@ class RemoteShardFile(ShardFile):
             out[at : at + length] = view[offset : offset + length]
             at += length
 
+    def read_rows(
+        self, into: np.ndarray, at: np.ndarray, base: int, size: int, local: np.ndarray
+    ) -> None:
+        """One gather from the mapped copy (not a call per row)."""
+        end = base + (int(local.max()) + 1) * size
+        view = self._bytes()
+        if end > len(view):
+            raise self._ended_early()
+        into[at] = view[base:end].reshape(-1, size)[local]
+
     def release(self) -> None:
         """Unpin the copy and drop this file's mapping of it (reads under way keep theirs)."""
         with self._lock:

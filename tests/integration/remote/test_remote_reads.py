@@ -146,3 +146,34 @@ def test_copies_checked_on_arrival_here_are_not_hashed_again_but_others_are(
     assert checked  # shard 0's blocks, read from the cache, were hashed
     with pytest.raises(IntegrityError, match=f"sample {first} .*{shard.name}"):
         other.get_batch([first])
+
+
+def test_scattered_rows_are_gathered_from_the_mapped_copy_as_read_one_by_one(
+    s3: S3, bucket: str, cache: Path, tmp_path: Path
+) -> None:
+    """Streaming reads a batch's scattered fixed-size rows of a remote shard in one gather
+    from its mapped copy (``read_rows``): the same bytes as one read per row, from a local
+    pack of the same source, and a row past the shard's end is refused."""
+    import numpy as np
+
+    source = {"x": np.arange(4_000 * 96, dtype=np.uint8).reshape(4_000, 96) ^ 0x5A}
+    url = f"s3://{bucket}/rows"
+    loadwise.pack(source, url, progress=False, storage_options=s3.options())
+    loadwise.pack(source, tmp_path / "local", progress=False)
+    remote = loadwise.open(url, "streaming", cache_dir=cache, storage_options=s3.options())
+    local = loadwise.open(tmp_path / "local", "streaming")
+    picked = np.random.default_rng(3).permutation(4_000)[:300]  # scattered: row by row
+    assert np.array_equal(remote.get_batch(picked)["x"], source["x"][picked])
+    spec = remote.manifest.shards[0]
+    base, size = spec.buffers["x"]["values"].offset, 96
+    rows = np.sort(np.random.default_rng(4).choice(spec.num_samples, 50, replace=False))
+    gathered, one_by_one = np.zeros((60, size), np.uint8), np.zeros((60, size), np.uint8)
+    at = np.arange(5, 55)
+    with remote.store.open(spec.name, spec.num_bytes) as mapped:  # type: ignore[attr-defined]
+        mapped.read_rows(gathered, at, base, size, rows)
+        with pytest.raises(IntegrityError, match=spec.name):
+            mapped.read_rows(gathered, at[:1], spec.num_bytes, size, rows[:1])
+    with local.store.open(spec.name, spec.num_bytes) as plain:  # type: ignore[attr-defined]
+        plain.read_rows(one_by_one, at, base, size, rows)
+    assert np.array_equal(gathered, one_by_one) and not gathered[:5].any()
+    assert np.array_equal(gathered[at], source["x"][rows])
