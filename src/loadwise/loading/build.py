@@ -296,10 +296,6 @@ class Loader:
 
     def _dataloader(self) -> DataLoader[Any]:
         cfg = self.config
-        if cfg.num_workers > 0:
-            # ``np.unique`` imports ``numpy.ma`` at its first call: done once here, not in
-            # every worker forked for every epoch (16 ms each on a quiet core)
-            import numpy.ma  # noqa: F401
         common: dict[str, Any] = {
             "num_workers": cfg.num_workers,
             "pin_memory": cfg.resolved_pin_memory,
