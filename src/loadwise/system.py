@@ -14,7 +14,10 @@ from typing import Any
 #: Largest single write into the page cache. The kernel sizes page-cache folios by the
 #: write: 4 MiB writes get 2 MiB folios, which a VM that reports free 2 MiB blocks to its
 #: host (free page reporting, as this one) must have backed again on first touch. 92 MiB
-#: into new files: 308-627 MB/s in 4 MiB writes, 4.7-4.9 GB/s in 1 MiB ones (3 rounds here).
+#: into new files: 308-627 MB/s in 4 MiB writes, 4.7-4.9 GB/s in 1 MiB ones (3 rounds,
+#: session 10). How much is already backed depends on what was freed lately: in another
+#: state (session 11) 1 MiB writes ran at 0.41-0.53 GB/s and 64-256 KiB ones at 3.7-4.2 GB/s
+#: only until the recently freed pages ran out; smaller pieces delay the cost, not avoid it.
 WRITE_BYTES = 2**20
 
 
