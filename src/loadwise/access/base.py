@@ -120,7 +120,9 @@ class PackedBase:
         if self._storage is None:
             if self.verify == "first_use" and not self.verifies_on_load:
                 arrived = getattr(self.store, "checked_on_arrival", None)
-                self._blocks = BlockVerifier(self.store, self.manifest, self.fields, arrived)
+                refetch = getattr(self.store, "refetch", None)  # stores with local copies
+                self._blocks = BlockVerifier(self.store, self.manifest, self.fields, arrived,
+                                             refetch)  # fmt: skip
             self._storage = self._open_storage()
         return self._storage
 

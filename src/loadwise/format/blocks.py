@@ -32,9 +32,11 @@ class BlockVerifier:
         manifest: Manifest,
         fields: Sequence[FieldSpec],
         arrived: Callable[[str], bool] | None = None,
+        refetch: Callable[[str], bool] | None = None,
     ) -> None:
         self._store, self._manifest, self._fields = store, manifest, tuple(fields)
         self._arrived = arrived  # shard name -> its copy was checked here on arrival
+        self._refetch = refetch  # shard name -> its damaged local copy was dropped
         self._starts = manifest.shard_starts()
         self._checked = [_unneeded(s, self._fields) for s in manifest.shards]
         self._left_in = [int((~c).sum()) for c in self._checked]
@@ -98,23 +100,41 @@ class BlockVerifier:
     def _check_block(self, number: int, block: int, sample: int) -> None:
         shard = self._manifest.shards[number]
         offset, length = shard.block_span(block)
-        data = self._file(number, shard).read(length, offset)
-        if self._arrived is not None and self._arrived(shard.name):  # fetched by that read
-            self._done(number)
-            return
-        if xxhash.xxh3_64_hexdigest(data) != shard.block_xxh3[block]:
-            global_index = int(self._starts[number]) + sample
-            raise IntegrityError(
-                f"sample {global_index} lies in damaged bytes of shard `{shard.name}` in "
-                f"`{self._store.location}` (block {block}, bytes {offset:,}-"
-                f"{offset + length - 1:,} fail their checksum): re-run `loadwise pack`, or "
-                f"`loadwise verify` for the extent."
-            )
+        for again in (False, True):
+            data = self._file(number, shard).read(length, offset)
+            if self._arrived is not None and self._arrived(shard.name):  # fetched by that read
+                self._done(number)
+                return
+            if xxhash.xxh3_64_hexdigest(data) == shard.block_xxh3[block]:
+                break
+            # a remote store's local copy went bad after it was checked on arrival (a disk
+            # error, a crash): dropped, and fetched again by the next read
+            if again or self._refetch is None or not self._refetch(shard.name):
+                raise self._damaged(number, block, sample, again)
+            self._files.pop(number).close()
         self._checked[number][block] = True
         self._left -= 1
         self._left_in[number] -= 1
         if self._left_in[number] == 0 and number in self._files:
             self._files.pop(number).close()
+
+    def _damaged(self, number: int, block: int, sample: int, again: bool) -> IntegrityError:
+        shard = self._manifest.shards[number]
+        offset, length = shard.block_span(block)
+        where = (
+            f"sample {int(self._starts[number]) + sample} lies in damaged bytes of shard "
+            f"`{shard.name}` in `{self._store.location}` (block {block}, bytes {offset:,}-"
+            f"{offset + length - 1:,} fail their checksum)"
+        )
+        if again:
+            return IntegrityError(
+                f"{where}, in the local copy fetched again after the first was found damaged: "
+                f"the disk under the shard cache may be failing; check it, or give "
+                f"`cache_dir` another folder."
+            )
+        return IntegrityError(
+            f"{where}: re-run `loadwise pack`, or `loadwise verify` for the extent."
+        )
 
     def _done(self, number: int) -> None:
         """Every block of shard ``number`` counts as checked."""

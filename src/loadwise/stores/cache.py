@@ -155,6 +155,16 @@ class ShardCache:
             fsync_path(path.parent)
             return True
 
+    def discard(self, path: Path, inodes: set[int]) -> None:
+        """Remove the copy at ``path`` if it is one of ``inodes`` (found damaged), even while
+        readers hold it (their mappings keep the old bytes); a copy put there since stays."""
+        with self._cache_lock():
+            try:
+                if os.stat(path).st_ino in inodes:
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+
     def usage(self) -> CacheUse:
         """Bytes held now by copies and by downloads in progress (all datasets), taken under
         the cache lock and counting each file once (a rename seen mid-scan is one file)."""

@@ -102,6 +102,14 @@ class RemoteShardFile(ShardFile):
             raise self._ended_early()
         into[at] = view[base:end].reshape(-1, size)[local]
 
+    def inode(self) -> int:
+        """The inode of the copy this file has pinned now (-1 if none)."""
+        fd = self._fd
+        try:
+            return -1 if fd is None else os.fstat(fd).st_ino
+        except OSError:
+            return -1
+
     def release(self) -> None:
         """Unpin the copy and drop this file's mapping of it (reads under way keep theirs)."""
         with self._lock:

@@ -265,6 +265,25 @@ class RemoteStore:
             finally:
                 claim.release()
 
+    def refetch(self, name: str) -> bool:
+        """Drop this process's copy of shard ``name``, found damaged after it was checked on
+        arrival (a disk error, a crash): every mapping of it here is let go and the copy
+        removed from the cache (unless another process has replaced it already), so the
+        next read fetches a good one. Readers elsewhere keep their mappings and check
+        what they read themselves."""
+        spec, copy = self.shards[name], self._copy(self.shards[name])
+        damaged: set[int] = set()
+        for file in self._here().held():
+            if file.name == name:
+                damaged.add(file.inode())
+                file.release()
+        self._cache().discard(copy, damaged)
+        with self._here().lock:
+            self._here().arrived.pop(spec.name, None)
+        log.warning("the cached copy of shard %s of %s was damaged: fetching it again",
+                    name, self.location)  # fmt: skip
+        return True
+
     def has_copy(self, name: str) -> bool:
         """True if shard ``name`` is in the cache now (fetched by any process)."""
         return self._copy(self.shards[name]).exists()

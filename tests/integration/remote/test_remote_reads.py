@@ -6,12 +6,14 @@ time."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import xxhash
@@ -116,12 +118,30 @@ def test_read_ahead_runs_in_a_helper_and_reading_survives_its_death(
     assert data.store._here().helper is None  # type: ignore[attr-defined]
 
 
+def _damage(data: Any, number: int) -> int:
+    """Flip a byte of the first fixed field's values in the cached copy of shard ``number``;
+    the first sample of that shard."""
+    shard = data.manifest.shards[number]
+    field = next(f for f in data.manifest.fields if f.fixed)
+    with open(data.store._copy(shard), "r+b") as copy:
+        copy.seek(shard.buffers[field.name]["values"].offset)
+        byte = copy.read(1)
+        copy.seek(-1, os.SEEK_CUR)
+        copy.write(bytes([byte[0] ^ 0xFF]))
+    return int(data.manifest.shard_starts()[number])
+
+
 def test_copies_checked_on_arrival_here_are_not_hashed_again_but_others_are(
-    arrays_url: str, s3: S3, cache: Path, monkeypatch: pytest.MonkeyPatch
+    arrays_url: str,
+    s3: S3,
+    cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The blocks of a shard this process downloaded were checked as they arrived: reading
     them does not hash them again. A copy another reader finds in the cache is checked when
-    read, and a damaged one is refused naming the sample."""
+    read; a damaged one (a disk error, a crash) is dropped and fetched again, and if the
+    new copy is damaged too, the error names the sample and the cache's disk."""
     checked: list[int] = []  # sizes of the blocks hashed by the block checks
 
     def digest(data: bytes) -> str:
@@ -134,18 +154,20 @@ def test_copies_checked_on_arrival_here_are_not_hashed_again_but_others_are(
     assert_batch_holds(data.get_batch(everything), array_columns(), everything, "downloaded")
     assert checked == []
     other = _open(arrays_url, s3, cache, prefetch=0)  # a reader that downloaded nothing
-    shard = other.manifest.shards[2]
-    first = int(other.manifest.shard_starts()[2])
-    field = next(f for f in other.manifest.fields if f.fixed)
-    with open(other.store._copy(shard), "r+b") as copy:  # type: ignore[attr-defined]
-        copy.seek(shard.buffers[field.name]["values"].offset)
-        byte = copy.read(1)
-        copy.seek(-1, os.SEEK_CUR)
-        copy.write(bytes([byte[0] ^ 0xFF]))
+    first = _damage(other, 2)
     assert_batch_holds(other.get_batch([0]), array_columns(), [0], "cached")
     assert checked  # shard 0's blocks, read from the cache, were hashed
-    with pytest.raises(IntegrityError, match=f"sample {first} .*{shard.name}"):
-        other.get_batch([first])
+    with caplog.at_level(logging.WARNING, logger="loadwise.stores.remote"):
+        batch = other.get_batch([first, first + 1])
+    assert_batch_holds(batch, array_columns(), [first, first + 1], "fetched again")
+    assert other.store.downloads == 1  # type: ignore[attr-defined]
+    assert other.manifest.shards[2].name in caplog.text and "damaged" in caplog.text
+
+    third = _open(arrays_url, s3, cache, prefetch=0)
+    first = _damage(third, 3)
+    monkeypatch.setattr(third.store, "refetch", lambda name: True)  # the disk damages again
+    with pytest.raises(IntegrityError, match=f"sample {first} .*fetched again.*cache_dir"):
+        third.get_batch([first])
 
 
 def test_scattered_rows_are_gathered_from_the_mapped_copy_as_read_one_by_one(
