@@ -67,15 +67,15 @@ class DirectReader:
         child._fresh()
         return child
 
-    def signed(self, url: str) -> str:
-        """A presigned address of ``url``, made now or earlier (hand it to another process
-        with ``remember``)."""
+    def signed(self, url: str) -> tuple[str, float]:
+        """A presigned address of ``url``, made now or earlier, and when it was made
+        (``time.monotonic``, the same clock in every process: hand both to ``remember``)."""
         return self._sign(url, fresh=False)
 
-    def remember(self, url: str, signed: str) -> None:
-        """Use ``signed`` (made by ``signed`` in another process, just now) for ``url``."""
+    def remember(self, url: str, signed: str, made: float) -> None:
+        """Use ``signed``, made at ``made`` by ``signed`` in another process, for ``url``."""
         with self._lock:
-            self._signed[url] = (signed, time.monotonic())
+            self._signed[url] = (signed, made)
 
     @staticmethod
     def usable(fs: Any, url: str) -> bool:
@@ -136,7 +136,7 @@ class DirectReader:
         from botocore.awsrequest import AWSRequest
 
         for fresh in (False, True):
-            signed = self._sign(url, fresh)
+            signed, _ = self._sign(url, fresh)
             request = AWSRequest("GET", signed, headers={"Range": f"bytes={start}-{end - 1}"})
             prepared = request.prepare()
             prepared.stream_output = True
@@ -178,18 +178,18 @@ class DirectReader:
             proxies_config=config.get("proxies_config"),
         )
 
-    def _sign(self, url: str, fresh: bool) -> str:
+    def _sign(self, url: str, fresh: bool) -> tuple[str, float]:
         now = time.monotonic()
         with self._lock:
             known = self._signed.get(url)
         if known is not None and not fresh and now - known[1] < RESIGN_AFTER:
-            return known[0]
+            return known
         signed = self._filesystem().sign(url, expiration=EXPIRES, **self._request_params)
         if not str(signed).startswith(("http://", "https://")):
             raise OSError(f"signing `{url}` gave no HTTP address: {signed!r}")
         with self._lock:
-            self._signed[url] = (signed, now)
-        return str(signed)
+            self._signed[url] = (str(signed), now)
+        return str(signed), now
 
     def _buffer(self, block: int) -> memoryview:
         buffer = getattr(self._buffers, "view", None)

@@ -70,10 +70,12 @@ class Helper:
     def alive(self) -> bool:
         return self._state.alive
 
-    def submit(self, name: str, needed_first: set[str], signed: str | None = None) -> None:
+    def submit(
+        self, name: str, needed_first: set[str], signed: tuple[str, float] | None = None
+    ) -> None:
         """Ask for shard ``name`` (read-ahead: only if it fits without evicting those
-        ``needed_first``), from the address ``signed`` if the parent signed one; a request
-        still pending for it is not repeated."""
+        ``needed_first``), from the address ``signed`` (and when it was signed) if the parent
+        signed one; a request still pending for it is not repeated."""
         if self._state.add(name):
             request = {"shard": name, "keep": sorted(needed_first), "signed": signed}
             line = json.dumps(request) + "\n"
@@ -168,6 +170,6 @@ def serve(store: RemoteStore, requests: IO[str], answers: IO[str]) -> None:
     for line in requests:
         request = json.loads(line)
         if request.get("signed"):
-            store.signed_elsewhere(request["shard"], request["signed"])
+            store.signed_elsewhere(request["shard"], *request["signed"])
         pool.submit(fetch, request["shard"], request["keep"])
     pool.shutdown(wait=False, cancel_futures=True)  # the parent is gone: nothing more to do

@@ -234,12 +234,12 @@ class RemoteStore:
         local.helper.submit(name, needed_first, signed)
         return True
 
-    def signed_elsewhere(self, name: str, signed: str) -> None:
-        """Read shard ``name`` from ``signed``, an address another process signed for it
-        (the read-ahead helper's parent), instead of signing it here."""
+    def signed_elsewhere(self, name: str, signed: str, made: float) -> None:
+        """Read shard ``name`` from ``signed``, an address another process signed for it at
+        ``made`` (the read-ahead helper's parent), instead of signing it here."""
         direct = self._direct()
         if direct is not None:
-            direct.remember(self._url(name), signed)
+            direct.remember(self._url(name), signed, made)
 
     def acquire(self, spec: Any) -> int:
         """A pinned descriptor of the local copy of ``spec``, fetched first if needed; a

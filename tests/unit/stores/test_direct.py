@@ -142,13 +142,18 @@ def test_failures_map_to_what_the_store_retries_or_reports(
 
 def test_a_forked_reader_reads_what_its_parent_signed_without_signing(server: _Server) -> None:
     reader, signer = _reader(server)
-    signed = reader.signed("s3://bucket/data/other.arrow")
+    signed, at = reader.signed("s3://bucket/data/other.arrow")
     made: list[int] = []
     child = reader.forked(lambda: made.append(1) or signer)  # type: ignore[func-returns-value]
-    child.remember("s3://bucket/data/other.arrow", signed)
+    child.remember("s3://bucket/data/other.arrow", signed, at)
     got = bytearray()
     child.read("s3://bucket/data/other.arrow", 0, 100, 64, lambda _, v: got.extend(v))
     assert bytes(got) == BODY[:100] and not made and signer.calls == 1
+    import loadwise.stores.direct as direct
+
+    child.remember("s3://bucket/data/other.arrow", signed, at - direct.RESIGN_AFTER)
+    child.read("s3://bucket/data/other.arrow", 0, 100, 64, lambda _, v: None)
+    assert made and signer.calls == 2  # signed too long ago by the parent: signed again
 
 
 def test_only_plain_s3_is_read_this_way() -> None:
