@@ -6,6 +6,7 @@ still running, and keep descriptors from forked children."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 from pathlib import Path
@@ -19,6 +20,20 @@ from typing import Any
 #: state (session 11) 1 MiB writes ran at 0.41-0.53 GB/s and 64-256 KiB ones at 3.7-4.2 GB/s
 #: only until the recently freed pages ran out; smaller pieces delay the cost, not avoid it.
 WRITE_BYTES = 2**20
+
+
+#: ``errno`` values that mean the disk has no room for what is written.
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: ``errno`` values that mean this user may not write there.
+NOT_ALLOWED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def write_advice(exc: OSError, room: str, allowed: str, other: str) -> str:
+    """The advice among ``room`` (no space), ``allowed`` (no permission) and ``other`` that
+    fits ``exc``, an operating-system error met while writing."""
+    if exc.errno in NO_ROOM:
+        return room
+    return allowed if exc.errno in NOT_ALLOWED else other
 
 
 def write_all(fd: int, data: Any, offset: int | None = None) -> int:

@@ -8,7 +8,6 @@ source and writes partitions (``partition.py``); the manifest is assembled here.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import shutil
@@ -35,7 +34,7 @@ from loadwise.packing.staging import check_dest, publish, staging_dir, write_dur
 from loadwise.sources import DecodeOptions, ImageOptions, Source, as_source, declared_schema
 from loadwise.sources.media import image_rules
 from loadwise.stores import is_url
-from loadwise.system import fsync_path
+from loadwise.system import fsync_path, write_advice
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +187,12 @@ def _with_rules(described: dict[str, Any], plan: PackPlan) -> dict[str, Any]:
 def write_error(dest: Path, exc: OSError) -> PackError:
     """An operating system error while writing a pack, with what to do about it."""
     where = f" (`{exc.filename}`)" if exc.filename else ""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        advice = "free some space (or raise the quota), or pack to another destination"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        advice = "choose a destination this user can write to"
-    else:
-        advice = "check the destination's disk and folder"
+    advice = write_advice(
+        exc,
+        room="free some space (or raise the quota), or pack to another destination",
+        allowed="choose a destination this user can write to",
+        other="check the destination's disk and folder",
+    )
     return PackError(
         f"cannot write the pack of `{dest}`: {exc.strerror or exc}{where}; {advice}. "
         f"Nothing was published at `{dest}`."

@@ -28,7 +28,6 @@ never leaves a lock held or a partial copy counted):
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import itertools
 import os
@@ -39,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadwise.errors import ConfigError, LoadwiseError
-from loadwise.system import ForkClosedFds, fsync_path, process_alive
+from loadwise.system import NO_ROOM, ForkClosedFds, fsync_path, process_alive, write_advice
 
 MARKER = ".loadwise-cache"
 _COPY = re.compile(r"^[^.].*\.[0-9a-f]{16}$")
@@ -59,12 +58,12 @@ class CacheError(LoadwiseError, OSError):
 def cache_error(root: Path, shard: str, exc: OSError) -> CacheError:
     """``exc``, met while writing the copy of ``shard`` into the cache at ``root``, with
     what to do about it."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        advice = "free some space there, or give `cache_dir` a folder with room"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        advice = "give `cache_dir` a folder this user can write to"
-    else:
-        advice = "check that folder's disk"
+    advice = write_advice(
+        exc,
+        room="free some space there, or give `cache_dir` a folder with room",
+        allowed="give `cache_dir` a folder this user can write to",
+        other="check that folder's disk",
+    )
     return CacheError(
         f"cannot write shard `{shard}` into the shard cache at `{root}`: "
         f"{exc.strerror or exc}; {advice}. Nothing half-written is kept."
@@ -310,7 +309,7 @@ def _reserved(path: Path, size: int) -> Path:
             try:
                 os.posix_fallocate(fd, 0, size)  # the space is really taken, as counted
             except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                if exc.errno in NO_ROOM:
                     raise
                 os.ftruncate(fd, size)  # a file system that cannot reserve
     except OSError:
