@@ -22,70 +22,26 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import numpy as np
 import xxhash
 
 from loadwise.cache_dir import cache_dir as loadwise_cache_dir
-from loadwise.errors import ConfigError, FormatError, IntegrityError, LoadwiseError
+from loadwise.errors import ConfigError, FormatError, IntegrityError
 from loadwise.stores.base import MANIFEST_NAME, ShardFile
-from loadwise.stores.cache import ShardCache, cache_error
+from loadwise.stores.cache import ShardCache
 from loadwise.stores.direct import DirectReader
-from loadwise.stores.filesystem import _filesystem, _short
+from loadwise.stores.filesystem import _filesystem
 from loadwise.stores.pinned import RemoteShardFile, _Janitor, _process
-from loadwise.system import write_all
+from loadwise.stores.transfer import Copy, FetchOptions, StoreError, refused, retried
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: Bytes the cache of a remote dataset may hold unless ``cache_limit`` says otherwise.
 DEFAULT_CACHE_LIMIT = 8 * 2**30
-
-
-class StoreError(LoadwiseError, OSError):
-    """Object storage could not be read or written (unreachable, denied, missing bucket);
-    names the URL and what to check."""
-
-
-@dataclass(frozen=True)
-class FetchOptions:
-    """How shards come from object storage: ``prefetch`` shards read ahead of use, each in
-    parts of ``part_bytes`` (rounded to whole checksum blocks), ``parallel`` parts at a time
-    per process, each part tried ``retries`` more times after ``backoff`` seconds, doubling.
-
-    The defaults keep a server busy: up to eight shards fetched ahead, four requests in
-    flight. Parts are not small: a ranged read costs some servers the whole object (moto's
-    S3 served 1 MiB parts of 4 MiB objects at 0.4x the rate of whole objects, here).
-    A dead server fails within ``retries + 1`` attempts (fsspec's own retries are turned
-    off for S3, and botocore's set to one attempt unless ``storage_options`` say otherwise),
-    each bounded by the connect and read timeouts, plus the backoff (1.4 s by default)."""
-
-    prefetch: int = 8
-    part_bytes: int = 8 * 2**20
-    parallel: int = 4
-    retries: int = 3
-    backoff: float = 0.2
-    #: Read ahead in a helper process (``fetcher.py``) rather than threads of the reader:
-    #: fetching costs a Python client as much CPU under the GIL as reading costs the
-    #: reader, and two processes can run side by side. Off by default: on this 2-core
-    #: machine, loaded, it measured no faster than threads (+45 MB PSS over the tree).
-    helper: bool = False
-    #: S3 shards are read over presigned URLs through botocore's urllib3 session
-    #: (``direct.py``: a third of s3fs's CPU per byte); False reads them through fsspec,
-    #: as every other backend is.
-    direct: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("prefetch", "retries"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"`{name}` must be >= 0. Found: {getattr(self, name)!r}.")
-        for name in ("part_bytes", "parallel"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"`{name}` must be >= 1. Found: {getattr(self, name)!r}.")
 
 
 class RemoteStore:
@@ -328,41 +284,17 @@ class RemoteStore:
             self._local.arrived[spec.name] = inode
 
     def _part(self, url: str, spec: Any, fd: int, start: int, end: int) -> None:
+        copy = Copy(spec, fd, self.location, self._cache().root)
         direct = self._direct()
         if direct is not None:
-            self._retried(url, start, end, partial(
-                direct.read, url, start, end, spec.block_bytes, partial(self._arrived, spec, fd)
+            retried(self.fetch, url, start, end, self.location, partial(
+                direct.read, url, start, end, spec.block_bytes, copy.arrived
             ))  # fmt: skip
             return
-        data = self._get(url, start, end)
-        view = memoryview(data)
+        data = memoryview(self._get(url, start, end))
         for a in range(start, end, spec.block_bytes):
-            self._check(spec, a, view[a - start : a - start + spec.block_bytes])
-        self._write(spec, fd, start, view)
-
-    def _arrived(self, spec: Any, fd: int, offset: int, block: memoryview) -> None:
-        """One block of ``spec`` at ``offset`` came: checked, then written to ``fd``."""
-        self._check(spec, offset, block)
-        self._write(spec, fd, offset, block)
-
-    def _write(self, spec: Any, fd: int, offset: int, data: memoryview) -> None:
-        """``data`` into the copy of ``spec`` being filled; a full or read-only disk is the
-        cache's error (never retried as the storage's)."""
-        try:
-            write_all(fd, data, offset)  # in pieces: see ``system.WRITE_BYTES``
-        except OSError as exc:
-            raise cache_error(self._cache().root, spec.name, exc) from None
-
-    def _check(self, spec: Any, offset: int, block: memoryview) -> None:
-        number = offset // spec.block_bytes
-        if xxhash.xxh3_64_hexdigest(block) != spec.block_xxh3[number]:
-            a, length = spec.block_span(number)
-            raise IntegrityError(
-                f"shard `{spec.name}` in `{self.location}` fails its checksum (block "
-                f"{number}, bytes {a:,}-{a + length - 1:,}): the object changed after the "
-                f"manifest was written; re-run `loadwise pack`, or `loadwise verify "
-                f"{self.location}`."
-            )
+            copy.check(a, data[a - start : a - start + spec.block_bytes])
+        copy.write(start, data)
 
     def _get(self, url: str, start: int | None = None, end: int | None = None) -> bytes:
         """Bytes ``[start, end)`` of ``url`` (all without them) through fsspec, retried."""
@@ -374,48 +306,16 @@ class RemoteStore:
                 raise OSError(f"got {len(data):,} of {end - start:,} bytes")
             return bytes(data)
 
-        return self._retried(url, start, end, attempt)
-
-    def _retried(self, url: str, start: int | None, end: int | None, attempt: Callable[[], T]) -> T:
-        """``attempt()`` tried up to ``retries + 1`` times with backoff; a missing bucket or
-        refused credentials fail at once, as does a damaged block (``LoadwiseError``)."""
-        last: BaseException | None = None
-        for number in range(self.fetch.retries + 1):
-            if number:
-                time.sleep(self.fetch.backoff * 2 ** (number - 1))
-            try:
-                return attempt()
-            except FileNotFoundError as exc:
-                if "bucket" in str(exc).lower():
-                    raise self._refused(exc) from None
-                raise
-            except PermissionError as exc:
-                raise self._refused(exc) from None
-            except LoadwiseError:
-                raise
-            except Exception as exc:  # noqa: BLE001  # each backend raises its own
-                last = exc
-        where = "" if start is None else f" (bytes {start:,}-{end:,})"
-        raise StoreError(
-            f"reading `{url}`{where} failed {self.fetch.retries + 1} times, the last with "
-            f"{_short(last)}: the storage is unreachable or failing. Check the endpoint in "
-            f"`storage_options` and that the server is up, then retry."
-        ) from None
-
-    def _refused(self, exc: BaseException) -> StoreError:
-        return StoreError(
-            f"cannot read `{self.location}`: {_short(exc)}. Check the bucket name and the "
-            f"credentials and endpoint in `storage_options`."
-        )
+        return retried(self.fetch, url, start, end, self.location, attempt)
 
     def _listing(self) -> dict[str, int]:
         if self._sizes is None:
             try:
                 found = self._fs().ls(self.location, detail=True)
             except FileNotFoundError as exc:
-                raise self._refused(exc) from None
+                raise refused(self.location, exc) from None
             except PermissionError as exc:
-                raise self._refused(exc) from None
+                raise refused(self.location, exc) from None
             self._sizes = {e["name"].rstrip("/").rsplit("/", 1)[-1]: int(e["size"]) for e in found}
         return self._sizes
 

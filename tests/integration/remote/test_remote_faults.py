@@ -132,7 +132,7 @@ def test_a_full_cache_disk_is_the_caches_error_at_once(
     import errno
 
     from loadwise.stores import cache as cache_module
-    from loadwise.stores import remote as remote_module
+    from loadwise.stores import transfer
     from loadwise.stores.cache import CacheError
 
     def full(*args: object) -> None:
@@ -141,7 +141,7 @@ def test_a_full_cache_disk_is_the_caches_error_at_once(
     if where == "reserve":
         monkeypatch.setattr(cache_module.os, "posix_fallocate", full)
     else:
-        monkeypatch.setattr(remote_module, "write_all", full)
+        monkeypatch.setattr(transfer, "write_all", full)
     store = RemoteStore(arrays_url, cache_dir=cache, storage_options=s3.options(),
                         fetch=FetchOptions(prefetch=0, backoff=5))  # fmt: skip
     data = loadwise.open(store, "streaming")
