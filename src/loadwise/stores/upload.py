@@ -16,7 +16,7 @@ from typing import Any
 from loadwise.errors import PackError
 from loadwise.stores.base import MANIFEST_NAME
 from loadwise.stores.filesystem import _filesystem, _short
-from loadwise.stores.remote import StoreError
+from loadwise.stores.transfer import StoreError
 
 _PARALLEL = 4
 
