@@ -81,14 +81,17 @@ def test_a_worker_killed_between_epochs_is_a_worker_error(arrays_packed: Path) -
 
 
 class SlowBatches:
-    """Each batch takes 1 s, so a worker killed right after the first batch arrives surely
-    still holds the batches sent to it (0.3 s was once too short under a loaded suite)."""
+    """Each batch takes 1 s, and worker 0's after its first (even batches from 2 on) never
+    finish before it is killed: killed right after batch 0 arrives, it surely still holds
+    batches 2 and 4, however late the kill comes (1 s was once too short in a loaded
+    suite: it had delivered batch 2 already)."""
 
     def __len__(self) -> int:
         return 64
 
     def get_batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        time.sleep(1.0)
+        number = int(indices[0]) // 8
+        time.sleep(60.0 if number >= 2 and number % 2 == 0 else 1.0)
         return {"index": torch.as_tensor(np.asarray(indices))}
 
 
