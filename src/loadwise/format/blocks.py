@@ -32,11 +32,11 @@ class BlockVerifier:
         manifest: Manifest,
         fields: Sequence[FieldSpec],
         arrived: Callable[[str], bool] | None = None,
-        refetch: Callable[[str], bool] | None = None,
+        refetch: Callable[[str], None] | None = None,
     ) -> None:
         self._store, self._manifest, self._fields = store, manifest, tuple(fields)
         self._arrived = arrived  # shard name -> its copy was checked here on arrival
-        self._refetch = refetch  # shard name -> its damaged local copy was dropped
+        self._refetch = refetch  # shard name: drop its damaged local copy (remote stores)
         self._starts = manifest.shard_starts()
         self._checked = [_unneeded(s, self._fields) for s in manifest.shards]
         self._left_in = [int((~c).sum()) for c in self._checked]
@@ -109,8 +109,9 @@ class BlockVerifier:
                 break
             # a remote store's local copy went bad after it was checked on arrival (a disk
             # error, a crash): dropped, and fetched again by the next read
-            if again or self._refetch is None or not self._refetch(shard.name):
+            if again or self._refetch is None:
                 raise self._damaged(number, block, sample, again)
+            self._refetch(shard.name)
             self._files.pop(number).close()
         self._checked[number][block] = True
         self._left -= 1

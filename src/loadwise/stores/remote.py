@@ -221,7 +221,7 @@ class RemoteStore:
             finally:
                 claim.release()
 
-    def refetch(self, name: str) -> bool:
+    def refetch(self, name: str) -> None:
         """Drop this process's copy of shard ``name``, found damaged after it was checked on
         arrival (a disk error, a crash): every mapping of it here is let go and the copy
         removed from the cache (unless another process has replaced it already), so the
@@ -238,7 +238,6 @@ class RemoteStore:
             self._here().arrived.pop(spec.name, None)
         log.warning("the cached copy of shard %s of %s was damaged: fetching it again",
                     name, self.location)  # fmt: skip
-        return True
 
     def has_copy(self, name: str) -> bool:
         """True if shard ``name`` is in the cache now (fetched by any process)."""

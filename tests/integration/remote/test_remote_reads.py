@@ -165,7 +165,7 @@ def test_copies_checked_on_arrival_here_are_not_hashed_again_but_others_are(
 
     third = _open(arrays_url, s3, cache, prefetch=0)
     first = _damage(third, 3)
-    monkeypatch.setattr(third.store, "refetch", lambda name: True)  # the disk damages again
+    monkeypatch.setattr(third.store, "refetch", lambda name: None)  # the disk damages again
     with pytest.raises(IntegrityError, match=f"sample {first} .*fetched again.*cache_dir"):
         third.get_batch([first])
 
