@@ -91,6 +91,7 @@ class ShardCache:
         self.root, self.limit, self.slack = Path(root).expanduser().resolve(), limit, slack
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / MARKER).touch()
+        self._sizes: dict[str, int] = {}  # path -> bytes, as of the last admission's scan
 
     def path(self, dataset: str, shard: str, checksum: str) -> Path:
         """Where the copy of ``shard`` (content ``checksum``) of ``dataset`` lives."""
@@ -197,6 +198,7 @@ class ShardCache:
             with self._cache_lock():
                 room = self.limit if ahead else self.limit + self.slack
                 if self._make_room(size, room, keep):
+                    self._sizes[str(path)] = size  # the copy to come, for the next scan
                     return _reserved(path, size)
             if ahead:
                 return None
@@ -215,21 +217,31 @@ class ShardCache:
     def _make_room(self, size: int, room: int, keep: frozenset[Path] = frozenset()) -> bool:
         """Evict unpinned copies (not in ``keep``), least recently used first, until ``size``
         more bytes fit within the limit; True if they fit within ``room``."""
-        copies: list[tuple[float, int, Path]] = []
-        used = 0
-        for entry, is_part in self._entries():
-            stat = _stat(entry)
-            if stat is None:
-                continue
-            used += stat.st_size
-            if not is_part:
-                copies.append((stat.st_mtime, stat.st_size, Path(entry.path)))
-        for _, bytes_, copy in sorted(copies):
-            if used + size <= self.limit:
-                break
-            if copy not in keep and _evict(copy):
-                used -= bytes_
+        entries = [(entry, is_part, self._size(entry)) for entry, is_part in self._entries()]
+        self._sizes = {entry.path: bytes_ for entry, _, bytes_ in entries if bytes_ is not None}
+        used = sum(self._sizes.values())
+        if used + size > self.limit:  # only eviction needs each copy's last use
+            copies = []
+            for entry, is_part, bytes_ in entries:
+                stat = None if is_part or bytes_ is None else _stat(entry)
+                if stat is not None:
+                    copies.append((stat.st_mtime, stat.st_size, Path(entry.path)))
+            for _, bytes_, copy in sorted(copies):
+                if used + size <= self.limit:
+                    break
+                if copy not in keep and _evict(copy):
+                    used -= bytes_
         return used + size <= room
+
+    def _size(self, entry: os.DirEntry[str]) -> int | None:
+        """The bytes of a copy or download, None if gone since the scan. A name fixes its
+        content, so a size seen once is kept: admission then costs no ``stat`` per file
+        under the lock every process and thread waits on."""
+        known = self._sizes.get(entry.path)
+        if known is None:
+            stat = _stat(entry)
+            known = None if stat is None else stat.st_size
+        return known
 
     def _entries(self) -> Iterator[tuple[os.DirEntry[str], bool]]:
         """Copies and live downloads (``(entry, is_download)``); dead downloads removed."""
