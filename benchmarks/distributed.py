@@ -149,7 +149,6 @@ def resident(folder: Path) -> float:
             if libc.mincore(ctypes.c_void_p(address), ctypes.c_size_t(size), vector) != 0:
                 raise OSError(ctypes.get_errno(), f"mincore failed on {path}")
             pages, held = pages + count, held + sum(v & 1 for v in vector)
-            del address  # the buffer export must go before the mapping closes
     return held / max(pages, 1)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import loadwise.stores.cache as cache_module
 from loadwise.errors import ConfigError
 from loadwise.stores.cache import ShardCache, unpin
 
@@ -118,13 +119,8 @@ def test_admission_stats_only_copies_it_has_not_seen(
     other = ShardCache(tmp_path, 10 * SHARD, slack=SHARD)  # another process's copy
     unpin(_fetch(other, "00007.arrow"))
     stats: list[str] = []
-    real = os.DirEntry.stat
-
-    def counted(entry: os.DirEntry[str], **kwargs: bool) -> os.stat_result:
-        stats.append(entry.name)
-        return real(entry, **kwargs)
-
-    monkeypatch.setattr("loadwise.stores.cache._stat", lambda e: counted(e))
+    real = cache_module._stat
+    monkeypatch.setattr(cache_module, "_stat", lambda e: stats.append(e.name) or real(e))
     with cache._cache_lock():
         assert cache._make_room(SHARD, cache.limit)
         assert stats == [f"00007.arrow.{CHECKSUM}"]  # the one it had not seen
