@@ -311,9 +311,7 @@ class RemoteStore:
         if self._sizes is None:
             try:
                 found = self._fs().ls(self.location, detail=True)
-            except FileNotFoundError as exc:
-                raise refused(self.location, exc) from None
-            except PermissionError as exc:
+            except (FileNotFoundError, PermissionError) as exc:
                 raise refused(self.location, exc) from None
             self._sizes = {e["name"].rstrip("/").rsplit("/", 1)[-1]: int(e["size"]) for e in found}
         return self._sizes
